@@ -1,0 +1,138 @@
+"""What every resource uses: the request's session and context, ETags and If-Match, keyset
+pages, and JSON bodies validated with the error shape of ``craton.api.errors``."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import marshmallow as ma
+from flask import Response, current_app, g, request
+from sqlalchemy import Select
+from sqlalchemy.orm import Session
+
+from craton.api.errors import flatten_messages, summarize
+from craton.config import Settings
+from craton.context import RequestContext
+from craton.db.session import Database
+from craton.errors import BadRequest, InvalidInput, PreconditionFailed
+from craton.secrets.backends import SecretBackend
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+M = TypeVar("M")
+
+
+@dataclasses.dataclass
+class Services:
+    """What the app factory builds once and every request shares."""
+
+    settings: Settings
+    db: Database
+    secrets: SecretBackend
+
+
+def services() -> Services:
+    return current_app.extensions["craton"]
+
+
+def db_session() -> Session:
+    """The request's session: writes start an IMMEDIATE transaction on SQLite; the app commits
+    it after a successful response and rolls it back otherwise."""
+    if "db_session" not in g:
+        g.db_session = services().db.new_session(write=request.method not in SAFE_METHODS)
+    return g.db_session
+
+
+def context() -> RequestContext:
+    return g.context
+
+
+# --- ETags -------------------------------------------------------------------------------------
+
+def etag_of(obj: Any) -> str:
+    """Strong ETag from the row's version (which moves on with every change)."""
+    return f'"{obj.version}"'
+
+
+def _tags(header: str) -> list[str]:
+    return [tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()]
+
+
+def check_if_match(obj: Any) -> None:
+    """Refuse a write whose If-Match names a version that is no longer current (412)."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        return
+    tags = _tags(header)
+    if "*" not in tags and etag_of(obj) not in tags:
+        raise PreconditionFailed(
+            f"If-Match {header} does not match the current version {etag_of(obj)}",
+            fields={"If-Match": f"current version is {etag_of(obj)}"},
+        )
+
+
+def not_modified(obj: Any) -> Response | None:
+    """A 304 when If-None-Match already names the current version."""
+    header = request.headers.get("If-None-Match")
+    if header and (etag_of(obj) in _tags(header) or "*" in _tags(header)):
+        return Response(status=304, headers={"ETag": etag_of(obj)})
+    return None
+
+
+def with_etag(obj: Any, status: int = 200, **headers: str) -> tuple[Any, int, dict[str, str]]:
+    return obj, status, {"ETag": etag_of(obj), **headers}
+
+
+# --- Pages -------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Page:
+    items: Sequence[Any]
+    next: str | None
+
+
+def page_size(limit: int | None) -> int:
+    api = services().settings.api
+    return min(limit or api.default_page_size, api.max_page_size)
+
+
+def paginate(stmt: Select[tuple[M]], id_column: Any, args: dict[str, Any]) -> Page:
+    """Keyset pagination by id: ``marker`` is the last id seen, so pages stay stable while rows
+    are added, and page N costs what page 1 costs."""
+    limit = page_size(args.get("limit"))
+    if args.get("marker") is not None:
+        stmt = stmt.where(id_column > args["marker"])
+    rows = list(db_session().scalars(stmt.order_by(None).order_by(id_column).limit(limit + 1)))
+    more = len(rows) > limit
+    items = rows[:limit]
+    return Page(items=items, next=next_link(items[-1].id) if more else None)
+
+
+def next_link(last_id: int) -> str:
+    query = request.args.copy()
+    query["marker"] = str(last_id)
+    return f"{request.base_url}?{urlencode(list(query.items(multi=True)))}"
+
+
+# --- Bodies ------------------------------------------------------------------------------------
+
+def json_body() -> Any:
+    """The parsed JSON body, or a 400 saying why there is none."""
+    if not request.is_json:
+        raise BadRequest("request body must be JSON (Content-Type: application/json)",
+                         fields={"body": "must be JSON"})
+    body = request.get_json(silent=True)
+    if body is None:
+        raise BadRequest("request body is not valid JSON", fields={"body": "not valid JSON"})
+    return body
+
+
+def load(schema: ma.Schema, data: Any) -> Any:
+    """Validate ``data`` with ``schema``; a 422 naming every bad field otherwise."""
+    try:
+        return schema.load(data)
+    except ma.ValidationError as error:
+        fields = flatten_messages(error.messages)
+        raise InvalidInput(summarize(fields), fields=fields) from None

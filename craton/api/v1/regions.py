@@ -1,0 +1,84 @@
+"""/v1/regions and /v1/tenants/{id}/regions"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy.orm import selectinload
+
+from craton.api.common import check_if_match, context, db_session, not_modified, paginate, with_etag
+from craton.api.v1 import schemas
+from craton.api.v1.variables import register_variables
+from craton.db.models import Region, Tenant
+from craton.db.scope import get_scoped, scoped_select
+from craton.inventory import tenancy
+
+blp = Blueprint("regions", __name__, url_prefix="/v1",
+                description="Regions of a tenant. Their variables are Ansible's `all` group.")
+
+LOADERS = (selectinload(Region.variable_rows),)
+
+
+def _list(args: dict[str, Any], tenant_id: int | None) -> Any:
+    stmt = scoped_select(context(), Region).options(*LOADERS)
+    if tenant_id is not None:
+        stmt = stmt.where(Region.tenant_id == tenant_id)
+    if args.get("name") is not None:
+        stmt = stmt.where(Region.name == args["name"])
+    return paginate(stmt, Region.id, args)
+
+
+@blp.route("/regions")
+class Regions(MethodView):
+    @blp.arguments(schemas.RegionListArgs, location="query")
+    @blp.response(200, schemas.RegionList)
+    def get(self, args: dict[str, Any]) -> Any:
+        """List regions (optionally of one tenant)"""
+        return _list(args, args.get("tenant_id"))
+
+
+@blp.route("/tenants/<int:tenant_id>/regions")
+class TenantRegions(MethodView):
+    @blp.arguments(schemas.PageArgs, location="query")
+    @blp.response(200, schemas.RegionList)
+    def get(self, args: dict[str, Any], tenant_id: int) -> Any:
+        """List a tenant's regions"""
+        tenant = get_scoped(db_session(), context(), Tenant, tenant_id)
+        return _list(args, tenant.id)
+
+    @blp.arguments(schemas.RegionSchema)
+    @blp.response(201, schemas.RegionSchema)
+    def post(self, data: dict[str, Any], tenant_id: int) -> Any:
+        """Create a region in a tenant"""
+        region = tenancy.create_region(db_session(), context(), tenant_id, data)
+        return with_etag(region, 201, Location=f"/v1/regions/{region.id}")
+
+
+@blp.route("/regions/<int:region_id>")
+class RegionItem(MethodView):
+    @blp.response(200, schemas.RegionSchema)
+    def get(self, region_id: int) -> Any:
+        """Show a region"""
+        region = get_scoped(db_session(), context(), Region, region_id, LOADERS)
+        return not_modified(region) or with_etag(region)
+
+    @blp.arguments(schemas.RegionPatchSchema)
+    @blp.response(200, schemas.RegionSchema)
+    def patch(self, data: dict[str, Any], region_id: int) -> Any:
+        """Rename, describe or merge variables into a region"""
+        region = get_scoped(db_session(), context(), Region, region_id, LOADERS)
+        check_if_match(region)
+        return with_etag(tenancy.update_region(db_session(), context(), region, data))
+
+    @blp.arguments(schemas.DeleteArgs, location="query")
+    @blp.response(204)
+    def delete(self, args: dict[str, Any], region_id: int) -> None:
+        """Delete a region (with cascade=true, with its hosts and groups)"""
+        region = get_scoped(db_session(), context(), Region, region_id)
+        check_if_match(region)
+        tenancy.delete_region(db_session(), context(), region, cascade=args["cascade"])
+
+
+register_variables(blp, Region, "regions", "region_id")

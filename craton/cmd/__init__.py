@@ -1,0 +1,1 @@
+"""Console scripts: craton-api, craton-manage."""

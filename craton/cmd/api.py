@@ -1,0 +1,85 @@
+"""craton-api: serve the API (and, later, the web pages) with gunicorn."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from craton.config import ConfigError, Settings, load_settings
+
+
+class CratonServer(BaseApplication):  # type: ignore[misc]
+    """Gunicorn, configured from Craton's settings rather than from its own command line.
+    The app is built in the worker (``load``), so no database connection crosses a fork."""
+
+    def __init__(self, settings: Settings, bind: str) -> None:
+        self.settings = settings
+        self.bind = bind
+        super().__init__()
+
+    def load_config(self) -> None:
+        api = self.settings.api
+        options: dict[str, Any] = {
+            "bind": self.bind,
+            "workers": api.workers,
+            "worker_class": "gthread",
+            "threads": api.threads,
+            "timeout": 300,
+            "graceful_timeout": 10,
+            "accesslog": "-",
+            "errorlog": "-",
+            "loglevel": self.settings.DEFAULT.log_level.lower(),
+            "proc_name": "craton-api",
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from craton.api import create_app
+
+        return create_app(self.settings)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="craton-api", description=__doc__)
+    parser.add_argument("--config", help="configuration file (default: $CRATON_CONFIG or "
+                                         "/etc/craton/craton.conf when present)")
+    parser.add_argument("--host", help="listen address (default: [api] host)")
+    parser.add_argument("--port", type=int, help="listen port (default: [api] port)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as error:
+        print(f"craton-api: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.DEFAULT.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host = args.host or settings.api.host
+    port = args.port or settings.api.port
+    if settings.api.auth_strategy == "noauth" and not is_loopback(host):
+        print(f"craton-api: refusing to serve without authentication on {host}; noauth is "
+              "only allowed on a loopback address", file=sys.stderr)
+        return 2
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    # gunicorn reads sys.argv for its own options: give it none.
+    sys.argv = sys.argv[:1]
+    CratonServer(settings, bind).run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

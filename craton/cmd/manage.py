@@ -1,0 +1,127 @@
+"""craton-manage: operate a Craton installation (database, configuration, demo data)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from craton.config import ConfigError, Settings, load_settings, sample_config
+from craton.db import migrate
+from craton.db.session import Database, make_engine
+
+
+def _engine(settings: Settings):
+    return make_engine(settings.database_url)
+
+
+def db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    engine = _engine(settings)
+    try:
+        migrate.upgrade(engine, args.revision)
+        print(f"database at revision {migrate.current_revision(engine)}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def db_downgrade(settings: Settings, args: argparse.Namespace) -> int:
+    engine = _engine(settings)
+    try:
+        migrate.downgrade(engine, args.revision)
+        print(f"database at revision {migrate.current_revision(engine) or 'base'}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def db_current(settings: Settings, args: argparse.Namespace) -> int:
+    engine = _engine(settings)
+    try:
+        current, head = migrate.current_revision(engine), migrate.head_revision(engine)
+        print(f"current: {current or 'base (empty)'}\nhead:    {head}")
+        return 0 if current == head else 1
+    finally:
+        engine.dispose()
+
+
+def config_sample(settings: Settings | None, args: argparse.Namespace) -> int:
+    sys.stdout.write(sample_config())
+    return 0
+
+
+def demo_load(settings: Settings, args: argparse.Namespace) -> int:
+    from craton.demo import load_demo
+
+    db = Database(settings.database_url)
+    try:
+        with db.transaction() as session:
+            region = load_demo(session)
+            print(f"demo region {region.name!r} is region {region.id} "
+                  f"(tenant {region.tenant_id})")
+    finally:
+        db.dispose()
+    return 0
+
+
+def openapi(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the OpenAPI document (what api-ref/openapi.json holds)."""
+    from craton.api import create_app
+
+    app = create_app(settings, database=Database("sqlite://"))
+    with app.test_client() as client:
+        document = client.get("/v1/openapi.json").get_json()
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+Command = Callable[[Settings, argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="craton-manage", description=__doc__)
+    parser.add_argument("--config", help="configuration file (default: $CRATON_CONFIG or "
+                                         "/etc/craton/craton.conf when present)")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+
+    db = groups.add_parser("db", help="database schema (Alembic migrations)")
+    db_commands = db.add_subparsers(dest="command", required=True)
+    up = db_commands.add_parser("upgrade", help="migrate to the newest schema (or --revision)")
+    up.add_argument("--revision", default="head")
+    up.set_defaults(func=db_upgrade)
+    down = db_commands.add_parser("downgrade", help="migrate back to --revision (base: empty)")
+    down.add_argument("--revision", required=True)
+    down.set_defaults(func=db_downgrade)
+    db_commands.add_parser("current", help="show the revision; exit 1 if not the newest"
+                           ).set_defaults(func=db_current)
+
+    config = groups.add_parser("config", help="configuration")
+    config_commands = config.add_subparsers(dest="command", required=True)
+    config_commands.add_parser("sample", help="print the documented sample file"
+                               ).set_defaults(func=config_sample)
+
+    demo = groups.add_parser("demo", help="demo data")
+    demo_commands = demo.add_subparsers(dest="command", required=True)
+    demo_commands.add_parser("load", help="create the demo fleet unless it exists"
+                             ).set_defaults(func=demo_load)
+
+    api = groups.add_parser("api", help="the REST API")
+    api_commands = api.add_subparsers(dest="command", required=True)
+    api_commands.add_parser("openapi", help="print the OpenAPI document"
+                            ).set_defaults(func=openapi)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as error:
+        print(f"craton-manage: {error}", file=sys.stderr)
+        return 2
+    return args.func(settings, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,218 @@
+"""Settings: an INI file (``etc/craton.conf``) overridden by ``CRATON_*`` environment variables.
+
+Every option is declared once, as a typed dataclass field with its help text; the loader, the
+environment mapping and the sample file (``craton-manage config sample``) all derive from those
+declarations, so the documentation cannot drift from the code.
+
+An option ``name`` in section ``[section]`` is overridden by ``CRATON_SECTION_NAME``; options of
+``[DEFAULT]`` by ``CRATON_NAME`` (for example ``CRATON_DATA_DIR``, ``CRATON_DATABASE_URL``).
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import os
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+CONFIG_ENV = "CRATON_CONFIG"
+DEFAULT_CONFIG_PATHS = (Path("/etc/craton/craton.conf"),)
+
+
+class ConfigError(ValueError):
+    """An option has a value that cannot be used; the message names the option."""
+
+
+def _opt(default: Any, help: str) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass(frozen=True)
+class DefaultSettings:
+    data_dir: str = _opt(
+        "~/.local/share/craton",
+        "Directory holding the embedded SQLite database, the secrets key file and job work "
+        "directories. Created on first use.",
+    )
+    log_level: str = _opt("INFO", "Logging level: DEBUG, INFO, WARNING or ERROR.")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = _opt(
+        "",
+        "SQLAlchemy URL of the inventory database. Empty means SQLite in data_dir "
+        "(sqlite:///<data_dir>/craton.db). Production: mysql+pymysql://user:pass@host/craton"
+        "?charset=utf8mb4",
+    )
+    pool_size: int = _opt(5, "Connections kept open per process (ignored for SQLite).")
+    pool_recycle: int = _opt(
+        3600, "Seconds after which a pooled connection is replaced (MariaDB wait_timeout)."
+    )
+    echo: bool = _opt(False, "Log every SQL statement (debugging only).")
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiSettings:
+    host: str = _opt("127.0.0.1", "Address craton-api listens on.")
+    port: int = _opt(7780, "Port craton-api listens on.")
+    workers: int = _opt(
+        1,
+        "Gunicorn worker processes. Keep 1 with SQLite; the embedded job engine also "
+        "needs a single process.",
+    )
+    threads: int = _opt(16, "Threads per worker; each open event stream holds one.")
+    auth_strategy: str = _opt(
+        "noauth",
+        "How requests are authenticated. noauth: every request acts as cloud admin unless it "
+        "sends X-Craton-Tenant: <tenant id>; only allowed on a loopback address.",
+    )
+    max_body_size: int = _opt(
+        64 * 1024 * 1024, "Largest request body accepted, in bytes; larger bodies answer 413."
+    )
+    default_page_size: int = _opt(100, "Items per page of a list when the caller sends no limit.")
+    max_page_size: int = _opt(1000, "Largest limit a caller may ask of a list.")
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretsSettings:
+    backend: str = _opt("fernet", "Where secret content is kept: fernet (encrypted in the DB).")
+    keys: tuple[str, ...] = _opt(
+        (),
+        "Comma-separated Fernet keys. The first encrypts; all decrypt, so a key can be rotated "
+        "by putting the new one first. Empty means the key in key_file.",
+    )
+    key_file: str = _opt(
+        "",
+        "File holding a Fernet key, created (mode 0600) on first use when missing. Empty means "
+        "<data_dir>/secrets.key.",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    DEFAULT: DefaultSettings = dataclasses.field(default_factory=DefaultSettings)
+    database: DatabaseSettings = dataclasses.field(default_factory=DatabaseSettings)
+    api: ApiSettings = dataclasses.field(default_factory=ApiSettings)
+    secrets: SecretsSettings = dataclasses.field(default_factory=SecretsSettings)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.DEFAULT.data_dir).expanduser()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.data_dir / 'craton.db'}"
+
+    @property
+    def secrets_key_file(self) -> Path:
+        return Path(self.secrets.key_file).expanduser() if self.secrets.key_file else (
+            self.data_dir / "secrets.key"
+        )
+
+
+def _sections() -> list[tuple[str, type]]:
+    """(section name, its dataclass) in declaration order."""
+    return [(f.name, f.default_factory) for f in dataclasses.fields(Settings)]  # type: ignore[misc]
+
+
+def env_name(section: str, option: str) -> str:
+    """The environment variable that overrides ``option`` of ``section``."""
+    if section == "DEFAULT":
+        return f"CRATON_{option.upper()}"
+    return f"CRATON_{section.upper()}_{option.upper()}"
+
+
+def _convert(section: str, field: dataclasses.Field, raw: str) -> Any:
+    where = f"[{section}] {field.name}"
+    kind = field.type
+    if kind == "bool":
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{where}: expected true or false, got {raw!r}")
+    if kind == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{where}: expected an integer, got {raw!r}") from None
+    if kind.startswith("tuple"):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read settings from ``path`` (or $CRATON_CONFIG, or /etc/craton/craton.conf when present),
+    then apply ``CRATON_*`` overrides from ``environ``."""
+    environ = os.environ if environ is None else environ
+    parser = configparser.ConfigParser(interpolation=None)
+    explicit = path or environ.get(CONFIG_ENV)
+    if explicit:
+        if not Path(explicit).is_file():
+            raise ConfigError(f"configuration file {explicit} does not exist")
+        parser.read(explicit)
+    else:
+        parser.read([p for p in DEFAULT_CONFIG_PATHS if p.is_file()][:1])
+
+    values: dict[str, Any] = {}
+    for section, cls in _sections():
+        known = {f.name for f in dataclasses.fields(cls)}
+        if section != "DEFAULT" and parser.has_section(section):
+            unknown = set(parser.options(section)) - known - set(parser.defaults())
+            if unknown:
+                raise ConfigError(f"[{section}]: unknown option(s) {', '.join(sorted(unknown))}")
+        kwargs = {}
+        for field in dataclasses.fields(cls):
+            raw = environ.get(env_name(section, field.name))
+            if raw is None:
+                if section == "DEFAULT":
+                    raw = parser.defaults().get(field.name)
+                elif parser.has_section(section):
+                    raw = parser[section].get(field.name)
+            if raw is not None:
+                kwargs[field.name] = _convert(section, field, raw)
+        values[section] = cls(**kwargs)
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    if settings.api.default_page_size < 1 or settings.api.max_page_size < 1:
+        raise ConfigError("[api] default_page_size and max_page_size must be at least 1")
+    if settings.api.default_page_size > settings.api.max_page_size:
+        raise ConfigError("[api] default_page_size cannot exceed max_page_size")
+    if settings.secrets.backend != "fernet":
+        raise ConfigError(f"[secrets] backend: unknown backend {settings.secrets.backend!r}")
+
+
+def sample_config() -> str:
+    """The documented sample file, every option at its default, commented out."""
+    lines = [
+        "# Craton configuration. Every option is shown at its default, commented out.",
+        "# Each can also be set from the environment: CRATON_<OPTION> for [DEFAULT],",
+        "# CRATON_<SECTION>_<OPTION> otherwise (e.g. CRATON_DATABASE_URL).",
+    ]
+    for section, cls in _sections():
+        lines += ["", f"[{section}]"]
+        for field in dataclasses.fields(cls):
+            default = field.default
+            if isinstance(default, bool):
+                shown = str(default).lower()
+            elif isinstance(default, tuple):
+                shown = ",".join(default)
+            else:
+                shown = str(default)
+            lines.append("")
+            lines += [f"# {chunk}" for chunk in textwrap.wrap(field.metadata["help"], 78)]
+            lines.append(f"# ({env_name(section, field.name)})")
+            lines.append(f"#{field.name} = {shown}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Persistence: the typed models, engines and sessions, tenant scoping and migrations."""

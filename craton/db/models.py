@@ -1,0 +1,369 @@
+"""The inventory schema: tenants → regions → hosts and groups, their variables, secrets and
+references.
+
+Conventions, kept by every table so MariaDB/Galera and SQLite behave alike:
+- every table has a primary key and is InnoDB with utf8mb4 and a binary collation on MariaDB,
+  so names compare case-sensitively there as they do in SQLite and in Ansible;
+- ids are never reused (``sqlite_autoincrement``), so an id in a log always means one object;
+- mutable objects carry ``created_at``, ``updated_at`` and ``version`` (optimistic concurrency:
+  every UPDATE checks and bumps ``version``, which is also the object's ETag);
+- variables live in one table per owner kind, one row per key, with the value as canonical JSON
+  text and an indexed digest of it, so ``key=value`` filters are index lookups.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
+
+NAME_LENGTH = 255
+VARIABLE_KEY_LENGTH = 255
+
+# Long text on MariaDB (TEXT stops at 64 KiB); plain TEXT elsewhere.
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+LongBinary = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+# Microsecond timestamps on MariaDB (DATETIME defaults to whole seconds there).
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+TABLE_OPTIONS = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+    "sqlite_autoincrement": True,
+}
+LINK_TABLE_OPTIONS = {k: v for k, v in TABLE_OPTIONS.items() if k != "sqlite_autoincrement"}
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC: both SQLite and MariaDB DATETIME columns are zone-less."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def canonical_json(value: Any) -> str:
+    """The one serialization of a variable value: sorted keys, no spaces, no NaN."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+
+
+def value_digest(canonical: str) -> str:
+    """Short digest of a canonical JSON value, indexed with the key for ``key=value`` filters."""
+    return hashlib.blake2b(canonical.encode(), digest_size=10).hexdigest()
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Versioned:
+    """created_at / updated_at / version for every mutable object."""
+
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+    version: Mapped[int] = mapped_column(Integer)
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        return {"version_id_col": cls.__table__.c.version}
+
+
+class HasVariables:
+    variable_rows: Any
+
+    @property
+    def variables(self) -> dict[str, Any]:
+        return {row.key: row.value for row in self.variable_rows}
+
+
+class Tenant(Versioned, Base):
+    __tablename__ = "tenants"
+    __table_args__ = (TABLE_OPTIONS,)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+
+    regions: Mapped[list[Region]] = relationship(back_populates="tenant", passive_deletes=True)
+
+
+class Region(HasVariables, Versioned, Base):
+    __tablename__ = "regions"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"), TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    description: Mapped[str | None] = mapped_column(Text)
+
+    tenant: Mapped[Tenant] = relationship(back_populates="regions")
+    variable_rows: Mapped[list[RegionVariable]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="RegionVariable.key"
+    )
+
+
+class HostState(enum.StrEnum):
+    """Lifecycle of a host, as an operator tracks it."""
+
+    DEFINED = "defined"
+    CREATING = "creating"
+    CREATED = "created"
+    READY = "ready"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    TERMINATED = "terminated"
+
+
+class Host(HasVariables, Versioned, Base):
+    __tablename__ = "hosts"
+    __table_args__ = (
+        UniqueConstraint("region_id", "name"),
+        Index(None, "ip_address"),
+        Index(None, "region_id", "state"),
+        CheckConstraint("ssh_port IS NULL OR (ssh_port BETWEEN 1 AND 65535)", name="ssh_port"),
+        TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    fqdn: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    ssh_port: Mapped[int | None] = mapped_column(Integer)
+    ssh_user: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[HostState] = mapped_column(
+        Enum(HostState, native_enum=False, length=16, create_constraint=True,
+             values_callable=lambda e: [m.value for m in e], name="state"),
+        default=HostState.DEFINED,
+    )
+
+    region: Mapped[Region] = relationship()
+    variable_rows: Mapped[list[HostVariable]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="HostVariable.key"
+    )
+    groups: Mapped[list[Group]] = relationship(
+        secondary="host_groups", back_populates="hosts", order_by="Group.name",
+        passive_deletes=True,
+    )
+    secrets: Mapped[list[Secret]] = relationship(back_populates="host", passive_deletes=True)
+
+    @property
+    def group_names(self) -> list[str]:
+        return [group.name for group in self.groups]
+
+
+class Group(HasVariables, Versioned, Base):
+    __tablename__ = "groups"
+    __table_args__ = (UniqueConstraint("region_id", "name"), TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    description: Mapped[str | None] = mapped_column(Text)
+
+    region: Mapped[Region] = relationship()
+    variable_rows: Mapped[list[GroupVariable]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="GroupVariable.key"
+    )
+    hosts: Mapped[list[Host]] = relationship(
+        secondary="host_groups", back_populates="groups", passive_deletes=True,
+        order_by="Host.id",
+    )
+    children: Mapped[list[Group]] = relationship(
+        secondary="group_children",
+        primaryjoin="Group.id == GroupChild.parent_id",
+        secondaryjoin="Group.id == GroupChild.child_id",
+        back_populates="parents", order_by="Group.name", passive_deletes=True,
+    )
+    parents: Mapped[list[Group]] = relationship(
+        secondary="group_children",
+        primaryjoin="Group.id == GroupChild.child_id",
+        secondaryjoin="Group.id == GroupChild.parent_id",
+        back_populates="children", order_by="Group.name", passive_deletes=True,
+    )
+    depends_on: Mapped[list[Group]] = relationship(
+        secondary="group_dependencies",
+        primaryjoin="Group.id == GroupDependency.group_id",
+        secondaryjoin="Group.id == GroupDependency.depends_on_id",
+        order_by="Group.name", passive_deletes=True,
+    )
+    references: Mapped[list[Reference]] = relationship(
+        back_populates="group", passive_deletes=True, order_by="Reference.name"
+    )
+
+    @property
+    def child_names(self) -> list[str]:
+        return [group.name for group in self.children]
+
+    @property
+    def parent_names(self) -> list[str]:
+        return [group.name for group in self.parents]
+
+    @property
+    def depends_on_names(self) -> list[str]:
+        return [group.name for group in self.depends_on]
+
+
+class HostGroup(Base):
+    """Direct membership of a host in a group."""
+
+    __tablename__ = "host_groups"
+    __table_args__ = (Index(None, "host_id"), LINK_TABLE_OPTIONS)
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    host_id: Mapped[int] = mapped_column(
+        ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class GroupChild(Base):
+    """A parent → child edge of the group DAG."""
+
+    __tablename__ = "group_children"
+    __table_args__ = (
+        Index(None, "child_id"),
+        CheckConstraint("parent_id <> child_id", name="not_self"),
+        LINK_TABLE_OPTIONS,
+    )
+
+    parent_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    child_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class GroupDependency(Base):
+    """``group_id`` runs only after ``depends_on_id`` (e.g. NFS clients after the NFS server)."""
+
+    __tablename__ = "group_dependencies"
+    __table_args__ = (
+        Index(None, "depends_on_id"),
+        CheckConstraint("group_id <> depends_on_id", name="not_self"),
+        LINK_TABLE_OPTIONS,
+    )
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    depends_on_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class _VariableRow:
+    """One variable of an owner: its key, canonical JSON value and the value's digest."""
+
+    key: Mapped[str] = mapped_column(String(VARIABLE_KEY_LENGTH), primary_key=True)
+    value_json: Mapped[str] = mapped_column(LongText)
+    value_digest: Mapped[str] = mapped_column(String(20))
+
+    @property
+    def value(self) -> Any:
+        return json.loads(self.value_json)
+
+
+class RegionVariable(_VariableRow, Base):
+    __tablename__ = "region_variables"
+    __table_args__ = (LINK_TABLE_OPTIONS,)
+
+    region_id: Mapped[int] = mapped_column(
+        ForeignKey("regions.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class GroupVariable(_VariableRow, Base):
+    __tablename__ = "group_variables"
+    __table_args__ = (Index(None, "key", "value_digest"), LINK_TABLE_OPTIONS)
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class HostVariable(_VariableRow, Base):
+    __tablename__ = "host_variables"
+    __table_args__ = (Index(None, "key", "value_digest"), LINK_TABLE_OPTIONS)
+
+    host_id: Mapped[int] = mapped_column(
+        ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class SecretKind(enum.StrEnum):
+    SSH_PRIVATE_KEY = "ssh_private_key"
+    PEM = "pem"
+    PASSWORD = "password"
+    OPAQUE = "opaque"
+
+
+class Secret(Versioned, Base):
+    """A blob kept for a host (an SSH key, a certificate); content encrypted at rest."""
+
+    __tablename__ = "secrets"
+    __table_args__ = (UniqueConstraint("host_id", "name"), TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    kind: Mapped[SecretKind] = mapped_column(
+        Enum(SecretKind, native_enum=False, length=32, create_constraint=True,
+             values_callable=lambda e: [m.value for m in e], name="kind")
+    )
+    size: Mapped[int] = mapped_column(Integer)
+    backend: Mapped[str] = mapped_column(String(32))
+    ciphertext: Mapped[bytes] = mapped_column(LongBinary)
+
+    host: Mapped[Host] = relationship(back_populates="secrets")
+
+
+class Reference(Versioned, Base):
+    """A group-variable YAML file kept elsewhere (git, http(s), file); fetched at bundle time."""
+
+    __tablename__ = "references"
+    __table_args__ = (UniqueConstraint("group_id", "name"), TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    url: Mapped[str] = mapped_column(String(2048))
+    ref: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    path: Mapped[str | None] = mapped_column(String(1024))
+
+    group: Mapped[Group] = relationship(back_populates="references")
+
+
+VARIABLE_MODELS: dict[type, type[_VariableRow]] = {
+    Region: RegionVariable,
+    Group: GroupVariable,
+    Host: HostVariable,
+}
+VERSIONED_MODELS = (Tenant, Region, Host, Group, Secret, Reference)

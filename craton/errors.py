@@ -1,0 +1,57 @@
+"""Craton's own exceptions. Domain code raises these; the API maps them to HTTP in one place
+(``craton.api.errors``), so the same rule holds for every endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class CratonError(Exception):
+    """Base class. ``status`` is the HTTP status the API answers with; ``fields`` maps a field
+    path (``name``, ``hosts.3.groups``) to the reason that field was refused."""
+
+    status = 500
+
+    def __init__(self, message: str, *, fields: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = dict(fields or {})
+
+
+class BadRequest(CratonError):
+    status = 400
+
+
+class Unauthorized(CratonError):
+    status = 401
+
+
+class Forbidden(CratonError):
+    status = 403
+
+
+class NotFound(CratonError):
+    status = 404
+
+
+class Conflict(CratonError):
+    """A duplicate name, a cycle, a parent that still has children, a concurrent write."""
+
+    status = 409
+
+
+class PreconditionFailed(CratonError):
+    """If-Match named a version that is no longer current."""
+
+    status = 412
+
+
+class InvalidInput(CratonError):
+    """Well-formed request whose values cannot be accepted."""
+
+    status = 422
+
+
+def invalid(field: str, reason: str) -> InvalidInput:
+    """Shorthand for the common one-field validation error."""
+    return InvalidInput(f"{field}: {reason}", fields={field: reason})

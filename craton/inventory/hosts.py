@@ -1,0 +1,270 @@
+"""Hosts: created one at a time or thousands at once, by the same code.
+
+Creation is set-based — one INSERT … RETURNING for the hosts, one executemany each for their
+variables and group memberships — so 10,000 hosts cost a handful of statements, all in one
+transaction: every host is created, or none is and the caller learns which items were wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import insert, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from craton.context import Action, RequestContext
+from craton.db.models import Group, Host, HostGroup, HostState, HostVariable, Region, utcnow
+from craton.db.util import bump_versions, chunked, conflict_on_integrity_error, flush_or_conflict
+from craton.errors import Conflict, InvalidInput
+from craton.inventory.names import (
+    fqdn_problem,
+    host_name_problem,
+    normalize_ip,
+    ssh_user_problem,
+)
+from craton.inventory.variables import encode_variables, merge_variables
+
+HOST_LOADERS = (selectinload(Host.variable_rows), selectinload(Host.groups))
+"""What a host's representation needs, loaded in one query each for a whole page."""
+
+Ref = int | str
+"""A group or host named by id or by name."""
+
+
+@dataclasses.dataclass
+class CreatedHost:
+    """A host just inserted, with the same attributes as ``Host`` so it serializes alike
+    without reading back what we just wrote."""
+
+    id: int
+    region_id: int
+    name: str
+    ip_address: str | None
+    fqdn: str | None
+    ssh_port: int | None
+    ssh_user: str | None
+    state: HostState
+    variables: dict[str, Any]
+    group_names: list[str]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    version: int = 1
+
+
+def clean_host_fields(data: Mapping[str, Any], prefix: str = "") -> tuple[dict[str, Any],
+                                                                         dict[str, str]]:
+    """Validate the scalar fields present in ``data``; returns (clean values, problems)."""
+    clean: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+
+    def note(field: str, problem: str | None, value: Any) -> None:
+        if problem is None:
+            clean[field] = value
+        else:
+            problems[prefix + field] = problem
+
+    if "name" in data:
+        note("name", host_name_problem(data["name"]), data["name"])
+    if "ip_address" in data:
+        value = data["ip_address"]
+        if value is None:
+            note("ip_address", None, None)
+        else:
+            try:
+                note("ip_address", None, normalize_ip(value))
+            except ValueError as error:
+                note("ip_address", str(error), None)
+    for field, rule in (("fqdn", fqdn_problem), ("ssh_user", ssh_user_problem)):
+        if field in data:
+            value = data[field]
+            note(field, None if value is None else rule(value), value)
+    if "ssh_port" in data:
+        port = data["ssh_port"]
+        ok = port is None or (isinstance(port, int) and not isinstance(port, bool)
+                              and 1 <= port <= 65535)
+        note("ssh_port", None if ok else "must be a port number between 1 and 65535", port)
+    if "state" in data:
+        try:
+            note("state", None, HostState(data["state"]))
+        except ValueError:
+            note("state", "must be one of " + ", ".join(s.value for s in HostState), None)
+    return clean, problems
+
+
+def resolve_groups(session: Session, region_id: int, refs_by_field: Mapping[str, Sequence[Ref]]
+                   ) -> dict[str, list[tuple[int, str]]]:
+    """Resolve group ids/names of one region for several fields in one query.
+    Returns field → [(id, name)], or raises 422 naming every field with an unknown group."""
+    names = {ref for refs in refs_by_field.values() for ref in refs if isinstance(ref, str)}
+    ids = {ref for refs in refs_by_field.values() for ref in refs if isinstance(ref, int)}
+    found: list[tuple[int, str]] = []
+    if names or ids:
+        rows = session.execute(
+            select(Group.id, Group.name).where(
+                Group.region_id == region_id,
+                or_(Group.name.in_(names), Group.id.in_(ids)),
+            )
+        ).all()
+        found = [(row.id, row.name) for row in rows]
+    by_name = {name: (gid, name) for gid, name in found}
+    by_id = {gid: (gid, name) for gid, name in found}
+    resolved: dict[str, list[tuple[int, str]]] = {}
+    problems: dict[str, str] = {}
+    for field, refs in refs_by_field.items():
+        out: list[tuple[int, str]] = []
+        for ref in refs:
+            hit = by_name.get(ref) if isinstance(ref, str) else by_id.get(ref)
+            if hit is None:
+                problems[field] = f"no group {ref!r} in region {region_id}"
+                break
+            if hit not in out:
+                out.append(hit)
+        resolved[field] = out
+    if problems:
+        raise InvalidInput("unknown group(s)", fields=problems)
+    return resolved
+
+
+def create_hosts(session: Session, ctx: RequestContext, region: Region,
+                 items: Sequence[Mapping[str, Any]], *, numbered: bool) -> list[CreatedHost]:
+    """Create ``items`` (each: name, optional scalar fields, ``variables``, ``groups``) in
+    ``region``, all or nothing. ``numbered``: name fields in errors by item index (a bulk
+    request) rather than bare (a single host)."""
+    ctx.require(Action.WRITE)
+    problems: dict[str, str] = {}
+    rows: list[dict[str, Any]] = []
+    variables: list[tuple[dict[str, Any], dict[str, tuple[str, str]]]] = []
+    seen: dict[str, int] = {}
+    group_refs: dict[str, Sequence[Ref]] = {}
+    now = utcnow()
+    for index, item in enumerate(items):
+        prefix = f"{index}." if numbered else ""
+        clean, item_problems = clean_host_fields(item, prefix)
+        problems.update(item_problems)
+        name = item.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                problems[prefix + "name"] = f"duplicates item {seen[name]}"
+            seen.setdefault(name, index)
+        try:
+            encoded = encode_variables(item.get("variables") or {}, prefix + "variables")
+        except InvalidInput as error:
+            problems.update(error.fields)
+            encoded = {}
+        variables.append((dict(item.get("variables") or {}), encoded))
+        if item.get("groups"):
+            group_refs[prefix + "groups"] = item["groups"]
+        rows.append({
+            "region_id": region.id, "name": name, "ip_address": clean.get("ip_address"),
+            "fqdn": clean.get("fqdn"), "ssh_port": clean.get("ssh_port"),
+            "ssh_user": clean.get("ssh_user"), "state": clean.get("state", HostState.DEFINED),
+            "created_at": now, "updated_at": now, "version": 1,
+        })
+    if problems:
+        raise InvalidInput(_summary(problems, len(items)), fields=problems)
+
+    try:
+        groups = resolve_groups(session, region.id, group_refs)
+    except InvalidInput as error:
+        raise InvalidInput(_summary(error.fields, len(items)), fields=error.fields) from None
+
+    taken = _existing_names(session, region.id, list(seen))
+    if taken:
+        fields = {(f"{seen[name]}.name" if numbered else "name"): "already exists in the region"
+                  for name in taken}
+        raise Conflict(f"{len(taken)} host name(s) already exist in region {region.id}: "
+                       + ", ".join(sorted(taken)[:10]), fields=fields)
+
+    with conflict_on_integrity_error("a host with one of these names was created "
+                                     "concurrently; nothing was created"):
+        ids = _insert_returning_ids(session, rows)
+    var_rows = [
+        {"host_id": host_id, "key": key, "value_json": text, "value_digest": digest}
+        for host_id, (_, encoded) in zip(ids, variables, strict=True)
+        for key, (text, digest) in encoded.items()
+    ]
+    if var_rows:
+        session.execute(insert(HostVariable.__table__), var_rows)
+    memberships: list[dict[str, int]] = []
+    created: list[CreatedHost] = []
+    for index, (host_id, row, (plain, _)) in enumerate(zip(ids, rows, variables, strict=True)):
+        member_of = groups.get(f"{index}.groups" if numbered else "groups", [])
+        memberships.extend({"group_id": gid, "host_id": host_id} for gid, _ in member_of)
+        created.append(CreatedHost(
+            id=host_id, variables=plain, group_names=sorted(name for _, name in member_of),
+            **{k: v for k, v in row.items() if k != "version"},
+        ))
+    if memberships:
+        session.execute(insert(HostGroup.__table__), memberships)
+        bump_versions(session, Group, sorted({m["group_id"] for m in memberships}))
+    return created
+
+
+def _summary(problems: Mapping[str, str], count: int) -> str:
+    if len(problems) == 1:
+        field, reason = next(iter(problems.items()))
+        return f"{field}: {reason}"
+    return f"{len(problems)} problem(s) in {count} host(s); nothing was created"
+
+
+def _existing_names(session: Session, region_id: int, names: list[str]) -> set[str]:
+    taken: set[str] = set()
+    for chunk in chunked(names):
+        taken.update(session.scalars(
+            select(Host.name).where(Host.region_id == region_id, Host.name.in_(chunk))))
+    return taken
+
+
+def _insert_returning_ids(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    stmt = insert(Host.__table__).returning(Host.__table__.c.id, sort_by_parameter_order=True)
+    ids: list[int] = []
+    for chunk in chunked(rows):
+        ids.extend(session.scalars(stmt, list(chunk)))
+    return ids
+
+
+def update_host(session: Session, ctx: RequestContext, host: Host,
+                data: Mapping[str, Any]) -> Host:
+    ctx.require(Action.WRITE)
+    clean, problems = clean_host_fields(data)
+    if problems:
+        raise InvalidInput(_summary(problems, 1), fields=problems)
+    if "name" in clean and clean["name"] != host.name:
+        exists = session.scalar(select(Host.id).where(Host.region_id == host.region_id,
+                                                      Host.name == clean["name"]))
+        if exists is not None:
+            raise Conflict(f"host {clean['name']!r} already exists in region {host.region_id}",
+                           fields={"name": "already exists in the region"})
+    for field, value in clean.items():
+        setattr(host, field, value)
+    if "variables" in data:
+        merge_variables(host, data["variables"])
+    if "groups" in data:
+        set_host_groups(session, host, data["groups"])
+    flush_or_conflict(session, f"host {host.name!r} already exists in region {host.region_id}",
+                      {"name": "already exists in the region"})
+    return host
+
+
+def set_host_groups(session: Session, host: Host, refs: Sequence[Ref]) -> None:
+    wanted = resolve_groups(session, host.region_id, {"groups": refs})["groups"]
+    wanted_ids = {gid for gid, _ in wanted}
+    current_ids = {group.id for group in host.groups}
+    if wanted_ids == current_ids:
+        return
+    changed = sorted(wanted_ids ^ current_ids)
+    host.groups = list(session.scalars(select(Group).where(Group.id.in_(wanted_ids))))
+    host.updated_at = utcnow()
+    session.flush()
+    bump_versions(session, Group, changed)
+
+
+def delete_host(session: Session, ctx: RequestContext, host: Host) -> None:
+    ctx.require(Action.WRITE)
+    group_ids = [group.id for group in host.groups]
+    session.delete(host)
+    session.flush()
+    bump_versions(session, Group, group_ids)

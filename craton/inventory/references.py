@@ -1,0 +1,117 @@
+"""References: group-variable YAML files kept elsewhere (a git repository, a web server, a local
+directory). Stored and validated here; fetched when a bundle is built."""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from craton.context import Action, RequestContext
+from craton.db.models import Group, Reference
+from craton.db.util import flush_or_conflict
+from craton.errors import Conflict, InvalidInput
+from craton.inventory.names import check, slug_problem
+
+SCHEMES = ("git", "http", "https", "file")
+# A git ref or commit: no whitespace, control characters, '..', '~^:?*[\\' (git check-ref-format).
+GIT_REF = re.compile(r"(?!-)(?!.*\.\.)(?!.*//)[^\x00-\x20\x7f~^:?*\[\\]{1,255}(?<![./])")
+
+
+def url_problem(url: object) -> str | None:
+    if not isinstance(url, str) or not url:
+        return "must be a non-empty string"
+    if len(url) > 2048:
+        return "must be at most 2048 characters"
+    if any(ord(ch) < 33 or ord(ch) == 127 for ch in url):
+        return "must not contain spaces or control characters"
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme not in SCHEMES:
+        return "scheme must be one of " + ", ".join(SCHEMES)
+    if parts.password is not None:
+        return "must not embed credentials (they would show in every listing)"
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            return "a file URL must be file:///absolute/path"
+    elif not parts.hostname:
+        return f"a {parts.scheme} URL must name a host"
+    return None
+
+
+def ref_problem(ref: object) -> str | None:
+    if not isinstance(ref, str) or not GIT_REF.fullmatch(ref):
+        return "must be a git branch, tag or commit (no spaces, '..', '~^:?*[\\')"
+    return None
+
+
+def path_problem(path: object) -> str | None:
+    """A relative path inside the fetched tree: no absolute paths, no '..', no NUL or '\\'."""
+    if not isinstance(path, str) or not path:
+        return "must be a non-empty string"
+    if len(path) > 1024:
+        return "must be at most 1024 characters"
+    if path.startswith("/") or "\\" in path or any(ord(ch) < 32 for ch in path):
+        return "must be a relative path without backslashes or control characters"
+    if any(part in ("", ".", "..") for part in path.split("/")):
+        return "must not contain empty, '.' or '..' parts"
+    return None
+
+
+def _clean(data: Mapping[str, Any]) -> dict[str, Any]:
+    rules = {"name": slug_problem, "url": url_problem, "ref": ref_problem,
+             "path": path_problem}
+    problems = {
+        field: problem for field, rule in rules.items()
+        if field in data and not (field in ("ref", "path") and data[field] is None)
+        and (problem := rule(data[field])) is not None
+    }
+    if problems:
+        first = next(iter(problems))
+        raise InvalidInput(f"{first}: {problems[first]}", fields=problems)
+    return {field: data[field] for field in rules if field in data}
+
+
+def create_reference(session: Session, ctx: RequestContext, group: Group,
+                     data: Mapping[str, Any]) -> Reference:
+    ctx.require(Action.WRITE)
+    clean = _clean(data)
+    check("name", slug_problem(clean.get("name")))
+    _ensure_unique(session, group.id, clean["name"])
+    reference = Reference(group_id=group.id, **clean)
+    session.add(reference)
+    flush_or_conflict(session, f"reference {clean['name']!r} already exists in group {group.id}",
+                      {"name": "already exists in the group"})
+    return reference
+
+
+def update_reference(session: Session, ctx: RequestContext, reference: Reference,
+                     data: Mapping[str, Any]) -> Reference:
+    ctx.require(Action.WRITE)
+    clean = _clean(data)
+    if "name" in clean and clean["name"] != reference.name:
+        _ensure_unique(session, reference.group_id, clean["name"])
+    for field, value in clean.items():
+        setattr(reference, field, value)
+    flush_or_conflict(session, f"reference {reference.name!r} already exists",
+                      {"name": "already exists in the group"})
+    return reference
+
+
+def delete_reference(session: Session, ctx: RequestContext, reference: Reference) -> None:
+    ctx.require(Action.WRITE)
+    session.delete(reference)
+    session.flush()
+
+
+def _ensure_unique(session: Session, group_id: int, name: str) -> None:
+    if session.scalar(select(Reference.id).where(Reference.group_id == group_id,
+                                                 Reference.name == name)) is not None:
+        raise Conflict(f"reference {name!r} already exists in group {group_id}",
+                       fields={"name": "already exists in the group"})

@@ -1,0 +1,178 @@
+"""Select hosts: one filter, used by the hosts list, inventory bundles and jobs alike.
+
+Every filter becomes SQL — a recursive CTE for "this group and its subgroups", indexed
+``(key, value_digest)`` lookups for variables — so selecting N hosts costs the same few queries
+whatever N is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy.orm import Session
+
+from craton.context import RequestContext
+from craton.db.models import (
+    Group,
+    GroupChild,
+    Host,
+    HostGroup,
+    HostState,
+    HostVariable,
+    value_digest,
+)
+from craton.db.scope import scoped_select
+from craton.errors import InvalidInput
+from craton.inventory.names import normalize_ip, variable_key_problem
+from craton.inventory.variables import value_candidates
+
+GLOB_CHARS = frozenset("*?")
+LIKE_ESCAPE = "!"
+
+
+@dataclasses.dataclass(frozen=True)
+class HostFilter:
+    """Which hosts: every field given must match (AND)."""
+
+    region_id: int | None = None
+    ids: tuple[int, ...] = ()
+    name: str | None = None
+    """Exact name, or a glob with ``*`` and ``?``."""
+    group: str | None = None
+    """Members of this group or of any group below it."""
+    variables: tuple[tuple[str, str | None], ...] = ()
+    """(key, value): the host's own variable ``key`` equals ``value``; value None: key is set."""
+    states: tuple[HostState, ...] = ()
+    ip_address: str | None = None
+
+    def as_query(self) -> dict[str, Any]:
+        """The filter as query parameters (for ``next`` links and job records)."""
+        query: dict[str, Any] = {}
+        if self.region_id is not None:
+            query["region_id"] = self.region_id
+        if self.ids:
+            query["id"] = list(self.ids)
+        if self.name is not None:
+            query["name"] = self.name
+        if self.group is not None:
+            query["group"] = self.group
+        if self.variables:
+            query["var"] = [key if value is None else f"{key}:{value}"
+                            for key, value in self.variables]
+        if self.states:
+            query["state"] = [state.value for state in self.states]
+        if self.ip_address is not None:
+            query["ip_address"] = self.ip_address
+        return query
+
+
+def parse_var_filter(text: str) -> tuple[str, str | None]:
+    """``key:value`` → (key, value); ``key`` alone → (key, None)."""
+    key, sep, value = text.partition(":")
+    return key, (value if sep else None)
+
+
+def build_filter(args: Mapping[str, Any], region_id: int | None = None) -> HostFilter:
+    """A HostFilter from query-style arguments (``region_id``, ``id``, ``name``, ``group``,
+    ``var``, ``state``, ``ip_address``), validated: 422 naming the argument otherwise."""
+    variables = tuple(parse_var_filter(text) for text in args.get("var") or ())
+    for key, _ in variables:
+        problem = variable_key_problem(key)
+        if problem is not None:
+            raise InvalidInput(f"var: {key!r} {problem}", fields={"var": f"{key!r} {problem}"})
+    ip_address = args.get("ip_address")
+    if ip_address is not None:
+        try:
+            ip_address = normalize_ip(ip_address)
+        except ValueError as error:
+            raise InvalidInput(f"ip_address: {error}", fields={"ip_address": str(error)}) from None
+    return HostFilter(
+        region_id=region_id if region_id is not None else args.get("region_id"),
+        ids=tuple(args.get("id") or ()),
+        name=args.get("name"),
+        group=args.get("group"),
+        variables=variables,
+        states=tuple(HostState(state) for state in args.get("state") or ()),
+        ip_address=ip_address,
+    )
+
+
+def check_group_exists(session: Session, flt: HostFilter) -> None:
+    """Within a region, filtering on a group that does not exist is a mistake worth naming
+    (a typo would otherwise select nothing, silently)."""
+    if flt.group is None or flt.region_id is None:
+        return
+    found = session.scalar(select(Group.id).where(Group.region_id == flt.region_id,
+                                                  Group.name == flt.group))
+    if found is None:
+        reason = f"no group {flt.group!r} in region {flt.region_id}"
+        raise InvalidInput(f"group: {reason}", fields={"group": reason})
+
+
+def glob_to_like(pattern: str) -> str:
+    escaped = "".join(LIKE_ESCAPE + ch if ch in "%_" + LIKE_ESCAPE else ch for ch in pattern)
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def subtree(roots: Select[Any]) -> Select[Any]:
+    """Ids of the groups selected by ``roots`` and of every group below them, as a recursive
+    CTE (UNION, so diamonds in the DAG are visited once)."""
+    tree = roots.cte("group_tree", recursive=True)
+    tree = tree.union(
+        select(GroupChild.child_id.label("id")).join(tree, GroupChild.parent_id == tree.c.id)
+    )
+    return select(tree.c.id)
+
+
+def group_and_descendants(group_name: str, region_id: int | None) -> Select[Any]:
+    """Ids of the groups named ``group_name`` (in ``region_id`` if given) and their subtrees."""
+    roots = select(Group.id.label("id")).where(Group.name == group_name)
+    if region_id is not None:
+        roots = roots.where(Group.region_id == region_id)
+    return subtree(roots)
+
+
+def host_conditions(flt: HostFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if flt.region_id is not None:
+        conditions.append(Host.region_id == flt.region_id)
+    if flt.ids:
+        conditions.append(Host.id.in_(flt.ids))
+    if flt.name is not None:
+        if GLOB_CHARS & set(flt.name):
+            conditions.append(Host.name.like(glob_to_like(flt.name), escape=LIKE_ESCAPE))
+        else:
+            conditions.append(Host.name == flt.name)
+    if flt.group is not None:
+        members = select(HostGroup.host_id).where(
+            HostGroup.group_id.in_(group_and_descendants(flt.group, flt.region_id))
+        )
+        conditions.append(Host.id.in_(members))
+    for key, value in flt.variables:
+        match = HostVariable.key == key
+        if value is not None:
+            forms = value_candidates(value)
+            match = and_(
+                match,
+                HostVariable.value_digest.in_([value_digest(form) for form in forms]),
+                HostVariable.value_json.in_(forms),
+            )
+        conditions.append(Host.id.in_(select(HostVariable.host_id).where(match)))
+    if flt.states:
+        conditions.append(Host.state.in_(flt.states))
+    if flt.ip_address is not None:
+        conditions.append(Host.ip_address == flt.ip_address)
+    return conditions
+
+
+def select_hosts(ctx: RequestContext, flt: HostFilter) -> Select[tuple[Host]]:
+    """``SELECT hosts`` matching ``flt`` among those ``ctx`` may see, in id order."""
+    return scoped_select(ctx, Host).where(*host_conditions(flt)).order_by(Host.id)
+
+
+def count_hosts(session: Session, ctx: RequestContext, flt: HostFilter) -> int:
+    stmt = select(func.count()).select_from(select_hosts(ctx, flt).order_by(None).subquery())
+    return int(session.scalar(stmt) or 0)

@@ -1,0 +1,115 @@
+"""Tenants and their regions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from craton.context import Action, RequestContext
+from craton.db.models import Group, Host, Region, Tenant
+from craton.db.scope import get_scoped
+from craton.db.util import flush_or_conflict
+from craton.errors import Conflict
+from craton.inventory.names import check, slug_problem, tenant_name_problem
+from craton.inventory.variables import merge_variables, replace_variables
+
+
+def create_tenant(session: Session, ctx: RequestContext, data: Mapping[str, Any]) -> Tenant:
+    ctx.require(Action.MANAGE_TENANTS)
+    name = data["name"]
+    check("name", tenant_name_problem(name))
+    _ensure_unique(session, select(Tenant.id).where(Tenant.name == name), f"tenant {name!r}")
+    tenant = Tenant(name=name, description=data.get("description"))
+    session.add(tenant)
+    flush_or_conflict(session, f"tenant {name!r} already exists", {"name": "already exists"})
+    return tenant
+
+
+def update_tenant(session: Session, ctx: RequestContext, tenant: Tenant,
+                  data: Mapping[str, Any]) -> Tenant:
+    ctx.require(Action.MANAGE_TENANTS)
+    if "name" in data and data["name"] != tenant.name:
+        check("name", tenant_name_problem(data["name"]))
+        _ensure_unique(session, select(Tenant.id).where(Tenant.name == data["name"]),
+                       f"tenant {data['name']!r}")
+        tenant.name = data["name"]
+    if "description" in data:
+        tenant.description = data["description"]
+    flush_or_conflict(session, f"tenant {tenant.name!r} already exists", {"name": "already exists"})
+    return tenant
+
+
+def delete_tenant(session: Session, ctx: RequestContext, tenant: Tenant, *,
+                  cascade: bool = False) -> None:
+    ctx.require(Action.MANAGE_TENANTS)
+    if not cascade:
+        regions = session.scalar(
+            select(func.count()).select_from(Region).where(Region.tenant_id == tenant.id)
+        )
+        if regions:
+            raise Conflict(f"tenant {tenant.id} still has {regions} region(s); delete them "
+                           "first or pass cascade=true")
+    session.delete(tenant)
+    session.flush()
+
+
+def create_region(session: Session, ctx: RequestContext, tenant_id: int,
+                  data: Mapping[str, Any]) -> Region:
+    ctx.require(Action.WRITE)
+    tenant = get_scoped(session, ctx, Tenant, tenant_id)
+    name = data["name"]
+    check("name", slug_problem(name))
+    _ensure_unique(
+        session, select(Region.id).where(Region.tenant_id == tenant.id, Region.name == name),
+        f"region {name!r} in tenant {tenant.id}",
+    )
+    region = Region(tenant_id=tenant.id, name=name, description=data.get("description"))
+    replace_variables(region, data.get("variables") or {})
+    session.add(region)
+    flush_or_conflict(session, f"region {name!r} already exists in tenant {tenant.id}",
+                      {"name": "already exists"})
+    return region
+
+
+def update_region(session: Session, ctx: RequestContext, region: Region,
+                  data: Mapping[str, Any]) -> Region:
+    ctx.require(Action.WRITE)
+    if "name" in data and data["name"] != region.name:
+        check("name", slug_problem(data["name"]))
+        _ensure_unique(
+            session,
+            select(Region.id).where(Region.tenant_id == region.tenant_id,
+                                    Region.name == data["name"]),
+            f"region {data['name']!r} in tenant {region.tenant_id}",
+        )
+        region.name = data["name"]
+    if "description" in data:
+        region.description = data["description"]
+    if "variables" in data:
+        merge_variables(region, data["variables"])
+    flush_or_conflict(session, f"region {region.name!r} already exists",
+                      {"name": "already exists"})
+    return region
+
+
+def delete_region(session: Session, ctx: RequestContext, region: Region, *,
+                  cascade: bool = False) -> None:
+    ctx.require(Action.WRITE)
+    if not cascade:
+        hosts = session.scalar(
+            select(func.count()).select_from(Host).where(Host.region_id == region.id))
+        groups = session.scalar(
+            select(func.count()).select_from(Group).where(Group.region_id == region.id))
+        if hosts or groups:
+            raise Conflict(f"region {region.id} still has {hosts} host(s) and {groups} "
+                           "group(s); delete them first or pass cascade=true")
+    session.delete(region)
+    session.flush()
+
+
+def _ensure_unique(session: Session, stmt: Any, what: str) -> None:
+    if session.scalar(stmt) is not None:
+        raise Conflict(f"{what} already exists", fields={"name": "already exists"})

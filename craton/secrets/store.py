@@ -1,0 +1,112 @@
+"""Create, change, reveal and delete host secrets."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from craton.context import Action, RequestContext
+from craton.db.models import Host, Secret, SecretKind
+from craton.db.util import flush_or_conflict
+from craton.errors import Conflict, InvalidInput
+from craton.inventory.names import check, slug_problem
+from craton.secrets.backends import SecretBackend
+
+MAX_SECRET_BYTES = 256 * 1024
+PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.+?\r?\n-----END \1-----", re.S)
+
+
+def content_problem(kind: SecretKind, content: object) -> str | None:
+    """Why ``content`` cannot be stored as ``kind``. The reason never quotes the content."""
+    if not isinstance(content, str) or not content:
+        return "must be a non-empty string"
+    if len(content.encode()) > MAX_SECRET_BYTES:
+        return f"must be at most {MAX_SECRET_BYTES} bytes"
+    if kind is SecretKind.SSH_PRIVATE_KEY:
+        return _private_key_problem(content)
+    if kind is SecretKind.PEM and not PEM_BLOCK.search(content):
+        return "must hold at least one PEM block (-----BEGIN …----- … -----END …-----)"
+    return None
+
+
+def _private_key_problem(content: str) -> str | None:
+    data = content.encode()
+    loaders = (serialization.load_ssh_private_key, serialization.load_pem_private_key)
+    encrypted = False
+    for load in loaders:
+        try:
+            load(data, password=None)
+            return None
+        except TypeError:
+            encrypted = True  # "password was not given but private key is encrypted"
+        except (ValueError, UnsupportedAlgorithm):
+            continue
+    if encrypted:
+        return "is encrypted with a passphrase, which Ansible cannot type; store it decrypted"
+    return "is not an OpenSSH or PEM private key"
+
+
+def create_secret(session: Session, ctx: RequestContext, host: Host, data: Mapping[str, Any],
+                  backend: SecretBackend) -> Secret:
+    ctx.require(Action.WRITE)
+    name, kind = data["name"], SecretKind(data["kind"])
+    check("name", slug_problem(name))
+    check("content", content_problem(kind, data["content"]))
+    if session.scalar(select(Secret.id).where(Secret.host_id == host.id,
+                                              Secret.name == name)) is not None:
+        raise Conflict(f"secret {name!r} already exists on host {host.id}",
+                       fields={"name": "already exists on the host"})
+    plaintext = data["content"].encode()
+    secret = Secret(host_id=host.id, name=name, kind=kind, size=len(plaintext),
+                    backend=backend.name, ciphertext=backend.seal(plaintext))
+    session.add(secret)
+    flush_or_conflict(session, f"secret {name!r} already exists on host {host.id}",
+                      {"name": "already exists on the host"})
+    return secret
+
+
+def update_secret(session: Session, ctx: RequestContext, secret: Secret,
+                  data: Mapping[str, Any], backend: SecretBackend) -> Secret:
+    """Rename, re-kind or replace the content. Changing the kind re-checks the content."""
+    ctx.require(Action.WRITE)
+    kind = SecretKind(data.get("kind", secret.kind))
+    if "name" in data and data["name"] != secret.name:
+        check("name", slug_problem(data["name"]))
+        if session.scalar(select(Secret.id).where(Secret.host_id == secret.host_id,
+                                                  Secret.name == data["name"])) is not None:
+            raise Conflict(f"secret {data['name']!r} already exists on host {secret.host_id}",
+                           fields={"name": "already exists on the host"})
+        secret.name = data["name"]
+    if "content" in data:
+        check("content", content_problem(kind, data["content"]))
+        plaintext = data["content"].encode()
+        secret.ciphertext, secret.size, secret.backend = (
+            backend.seal(plaintext), len(plaintext), backend.name)
+    elif kind is not secret.kind:
+        problem = content_problem(kind, reveal_secret(ctx, secret, backend, check_role=False))
+        if problem is not None:
+            raise InvalidInput(f"kind: the stored content {problem}",
+                               fields={"kind": f"the stored content {problem}"})
+    secret.kind = kind
+    flush_or_conflict(session, "secret name already exists on the host",
+                      {"name": "already exists on the host"})
+    return secret
+
+
+def reveal_secret(ctx: RequestContext, secret: Secret, backend: SecretBackend, *,
+                  check_role: bool = True) -> str:
+    if check_role:
+        ctx.require(Action.REVEAL_SECRETS)
+    return backend.open(secret.ciphertext).decode()
+
+
+def delete_secret(session: Session, ctx: RequestContext, secret: Secret) -> None:
+    ctx.require(Action.WRITE)
+    session.delete(secret)
+    session.flush()

@@ -1,0 +1,36 @@
+# Shared by scripts/run and scripts/test.
+
+# ensure_debian_packages command:package … — apt-get install the packages whose command is
+# missing (apt-get update first; sudo when not root).
+ensure_debian_packages() {
+  local missing=() pair
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing Debian packages: ${missing[*]}" >&2
+  $sudo apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
+    "${missing[@]}" >&2
+}
+
+# ensure_venv [extra] — .venv with Craton installed (editable) at the pinned versions, plus
+# the named extra (e.g. "test").
+ensure_venv() {
+  local python="${PYTHON:-python3}"
+  if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "Craton needs Python 3.11 or newer ($python is $("$python" --version 2>&1))" >&2
+    exit 1
+  fi
+  [ -x .venv/bin/python ] || "$python" -m venv .venv
+  local target="."
+  [ $# -gt 0 ] && target=".[$1]"
+  if ! .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt \
+      -e "$target" >.venv/pip.log 2>&1; then
+    cat .venv/pip.log >&2
+    echo "pip install failed (log above, also in .venv/pip.log)" >&2
+    exit 1
+  fi
+}

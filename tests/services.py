@@ -1,0 +1,103 @@
+"""Real services for the tests: each starts a private server on 127.0.0.1 in a temporary
+directory and stops it by the PID it started — never anything else on the machine."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0,
+                  log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            detail = log.read_text()[-2000:] if log and log.exists() else ""
+            raise RuntimeError(f"server exited with {process.returncode}: {detail}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM the process we started, SIGKILL it if it lingers."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+@dataclass
+class MariaDB:
+    port: int
+    socket: Path
+    process: subprocess.Popen[bytes]
+
+    def url(self, database: str) -> str:
+        return f"mysql+pymysql://root@127.0.0.1:{self.port}/{database}?charset=utf8mb4"
+
+    def execute(self, *statements: str) -> None:
+        import pymysql
+
+        connection = pymysql.connect(host="127.0.0.1", port=self.port, user="root")
+        try:
+            with connection.cursor() as cursor:
+                for statement in statements:
+                    cursor.execute(statement)
+            connection.commit()
+        finally:
+            connection.close()
+
+
+@contextlib.contextmanager
+def mariadb(workdir: Path) -> Iterator[MariaDB]:
+    """A throw-away MariaDB server (InnoDB, utf8mb4) on a free loopback port."""
+    if shutil.which("mariadbd") is None:
+        raise RuntimeError("mariadbd is not installed: run scripts/test, which installs it")
+    datadir = workdir / "mariadb"
+    datadir.mkdir(parents=True)
+    subprocess.run(
+        ["mariadb-install-db", "--no-defaults", f"--datadir={datadir}", "--user=root",
+         "--auth-root-authentication-method=normal", "--skip-test-db"],
+        check=True, capture_output=True,
+    )
+    port = free_port()
+    sock = datadir / "sock"
+    log = workdir / "mariadb.log"
+    process = subprocess.Popen(
+        ["mariadbd", "--no-defaults", f"--datadir={datadir}", f"--socket={sock}",
+         f"--port={port}", "--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve",
+         "--character-set-server=utf8mb4", "--collation-server=utf8mb4_bin",
+         "--innodb-flush-log-at-trx-commit=2", "--innodb-buffer-pool-size=256M",
+         f"--log-error={log}", f"--pid-file={datadir / 'pid'}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        wait_for_port(port, process, log=log)
+        yield MariaDB(port=port, socket=sock, process=process)
+    finally:
+        stop(process)
+
+
+def environment_without_craton() -> dict[str, str]:
+    """os.environ minus CRATON_* settings, so a developer's own settings never leak in."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("CRATON_")}
