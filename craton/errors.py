@@ -52,6 +52,14 @@ class InvalidInput(CratonError):
     status = 422
 
 
-def invalid(field: str, reason: str) -> InvalidInput:
-    """Shorthand for the common one-field validation error."""
-    return InvalidInput(f"{field}: {reason}", fields={field: reason})
+def summarize(fields: Mapping[str, str], what: str = "") -> str:
+    """One line for a map of field → reason: the reason itself when there is one field."""
+    if len(fields) == 1:
+        field, reason = next(iter(fields.items()))
+        return f"{field}: {reason}"
+    return f"{len(fields)} invalid fields{what}: " + ", ".join(sorted(fields)[:10])
+
+
+def invalid(fields: Mapping[str, str], what: str = "") -> InvalidInput:
+    """The 422 for the given field → reason map."""
+    return InvalidInput(summarize(fields, what), fields=fields)

@@ -8,6 +8,7 @@ import uuid
 from flask import Flask, Response, g, request
 from flask_smorest import Api
 from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import UnsupportedMediaType
 
 from craton import __version__
 from craton.api import errors
@@ -65,6 +66,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     def _authenticate() -> None:
         g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
         g.context = strategy.authenticate(request, g.request_id)
+        if request.content_length and not request.is_json:
+            raise UnsupportedMediaType(
+                "request bodies must be JSON (Content-Type: application/json)")
 
     @app.after_request
     def _finish(response: Response) -> Response:

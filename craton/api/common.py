@@ -13,11 +13,11 @@ from flask import Response, current_app, g, request
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
-from craton.api.errors import flatten_messages, summarize
+from craton.api.errors import flatten_messages
 from craton.config import Settings
 from craton.context import RequestContext
 from craton.db.session import Database
-from craton.errors import BadRequest, InvalidInput, PreconditionFailed
+from craton.errors import BadRequest, PreconditionFailed, invalid
 from craton.secrets.backends import SecretBackend
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -134,5 +134,4 @@ def load(schema: ma.Schema, data: Any) -> Any:
     try:
         return schema.load(data)
     except ma.ValidationError as error:
-        fields = flatten_messages(error.messages)
-        raise InvalidInput(summarize(fields), fields=fields) from None
+        raise invalid(flatten_messages(error.messages)) from None

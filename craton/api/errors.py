@@ -14,12 +14,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, g, jsonify
+from flask import Flask, Response, g, jsonify, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
-from craton.errors import CratonError
+from craton.errors import CratonError, summarize
 
 LOG = logging.getLogger(__name__)
 
@@ -60,13 +60,6 @@ def flatten_messages(messages: Any, prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def summarize(fields: Mapping[str, str]) -> str:
-    if len(fields) == 1:
-        field, reason = next(iter(fields.items()))
-        return f"{field}: {reason}"
-    return f"{len(fields)} invalid fields: " + ", ".join(sorted(fields)[:10])
-
-
 def handle_craton_error(error: CratonError) -> Response:
     if error.status >= 500:
         LOG.error("request %s failed: %s", g.get("request_id", "-"), error.message)
@@ -83,6 +76,8 @@ def handle_http_exception(error: HTTPException) -> Response:
     message = data.get("message") or error.description or error.name
     if code == 413:
         message = "request body is larger than the configured limit ([api] max_body_size)"
+    elif code == 404:
+        message = f"no such resource: {request.path}"
     if code >= 500:
         LOG.error("request %s failed: %s", g.get("request_id", "-"), message)
     headers = dict(error.get_headers()) if code == 405 else None

@@ -18,7 +18,7 @@ from craton.context import Action, RequestContext
 from craton.db.models import Group, GroupChild, GroupDependency, Host, HostGroup, Region
 from craton.db.scope import get_scoped
 from craton.db.util import bump_versions, chunked, flush_or_conflict
-from craton.errors import Conflict, InvalidInput
+from craton.errors import Conflict, invalid
 from craton.inventory.graph import describe_cycle, find_cycle
 from craton.inventory.hosts import Ref, resolve_groups
 from craton.inventory.names import check, group_name_problem
@@ -127,8 +127,7 @@ def resolve_hosts(session: Session, region_id: int, refs: Sequence[Ref], field: 
     for ref in refs:
         host_id = by_name.get(ref) if isinstance(ref, str) else (ref if ref in known_ids else None)
         if host_id is None:
-            raise InvalidInput(f"{field}: no host {ref!r} in region {region_id}",
-                               fields={field: f"no host {ref!r} in region {region_id}"})
+            raise invalid({field: f"no host {ref!r} in region {region_id}"})
         resolved.append(host_id)
     return list(dict.fromkeys(resolved))
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from craton.context import Action, RequestContext
 from craton.db.models import Group, Host, HostGroup, HostState, HostVariable, Region, utcnow
 from craton.db.util import bump_versions, chunked, conflict_on_integrity_error, flush_or_conflict
-from craton.errors import Conflict, InvalidInput
+from craton.errors import Conflict, InvalidInput, invalid
 from craton.inventory.names import (
     fqdn_problem,
     host_name_problem,
@@ -124,7 +124,7 @@ def resolve_groups(session: Session, region_id: int, refs_by_field: Mapping[str,
                 out.append(hit)
         resolved[field] = out
     if problems:
-        raise InvalidInput("unknown group(s)", fields=problems)
+        raise invalid(problems)
     return resolved
 
 
@@ -163,13 +163,13 @@ def create_hosts(session: Session, ctx: RequestContext, region: Region,
             "ssh_user": clean.get("ssh_user"), "state": clean.get("state", HostState.DEFINED),
             "created_at": now, "updated_at": now, "version": 1,
         })
+    what = f" in {len(items)} hosts; nothing was created" if numbered else ""
     if problems:
-        raise InvalidInput(_summary(problems, len(items)), fields=problems)
-
+        raise invalid(problems, what)
     try:
         groups = resolve_groups(session, region.id, group_refs)
     except InvalidInput as error:
-        raise InvalidInput(_summary(error.fields, len(items)), fields=error.fields) from None
+        raise invalid(error.fields, what) from None
 
     taken = _existing_names(session, region.id, list(seen))
     if taken:
@@ -203,13 +203,6 @@ def create_hosts(session: Session, ctx: RequestContext, region: Region,
     return created
 
 
-def _summary(problems: Mapping[str, str], count: int) -> str:
-    if len(problems) == 1:
-        field, reason = next(iter(problems.items()))
-        return f"{field}: {reason}"
-    return f"{len(problems)} problem(s) in {count} host(s); nothing was created"
-
-
 def _existing_names(session: Session, region_id: int, names: list[str]) -> set[str]:
     taken: set[str] = set()
     for chunk in chunked(names):
@@ -231,7 +224,7 @@ def update_host(session: Session, ctx: RequestContext, host: Host,
     ctx.require(Action.WRITE)
     clean, problems = clean_host_fields(data)
     if problems:
-        raise InvalidInput(_summary(problems, 1), fields=problems)
+        raise invalid(problems)
     if "name" in clean and clean["name"] != host.name:
         exists = session.scalar(select(Host.id).where(Host.region_id == host.region_id,
                                                       Host.name == clean["name"]))

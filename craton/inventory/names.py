@@ -13,7 +13,7 @@ import ipaddress
 import keyword
 import re
 
-from craton.errors import InvalidInput
+from craton.errors import invalid
 
 MAX_NAME = 200
 
@@ -123,4 +123,4 @@ def normalize_ip(value: object) -> str:
 def check(field: str, problem: str | None) -> None:
     """Raise the one-field 422 when ``problem`` is set."""
     if problem is not None:
-        raise InvalidInput(f"{field}: {problem}", fields={field: problem})
+        raise invalid({field: problem})

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from craton.context import Action, RequestContext
 from craton.db.models import Group, Reference
 from craton.db.util import flush_or_conflict
-from craton.errors import Conflict, InvalidInput
+from craton.errors import Conflict, invalid
 from craton.inventory.names import check, slug_problem
 
 SCHEMES = ("git", "http", "https", "file")
@@ -73,8 +73,7 @@ def _clean(data: Mapping[str, Any]) -> dict[str, Any]:
         and (problem := rule(data[field])) is not None
     }
     if problems:
-        first = next(iter(problems))
-        raise InvalidInput(f"{first}: {problems[first]}", fields=problems)
+        raise invalid(problems)
     return {field: data[field] for field in rules if field in data}
 
 

@@ -25,7 +25,7 @@ from craton.db.models import (
     value_digest,
 )
 from craton.db.scope import scoped_select
-from craton.errors import InvalidInput
+from craton.errors import invalid
 from craton.inventory.names import normalize_ip, variable_key_problem
 from craton.inventory.variables import value_candidates
 
@@ -82,13 +82,13 @@ def build_filter(args: Mapping[str, Any], region_id: int | None = None) -> HostF
     for key, _ in variables:
         problem = variable_key_problem(key)
         if problem is not None:
-            raise InvalidInput(f"var: {key!r} {problem}", fields={"var": f"{key!r} {problem}"})
+            raise invalid({"var": f"{key!r} {problem}"})
     ip_address = args.get("ip_address")
     if ip_address is not None:
         try:
             ip_address = normalize_ip(ip_address)
         except ValueError as error:
-            raise InvalidInput(f"ip_address: {error}", fields={"ip_address": str(error)}) from None
+            raise invalid({"ip_address": str(error)}) from None
     return HostFilter(
         region_id=region_id if region_id is not None else args.get("region_id"),
         ids=tuple(args.get("id") or ()),
@@ -109,7 +109,7 @@ def check_group_exists(session: Session, flt: HostFilter) -> None:
                                                   Group.name == flt.group))
     if found is None:
         reason = f"no group {flt.group!r} in region {flt.region_id}"
-        raise InvalidInput(f"group: {reason}", fields={"group": reason})
+        raise invalid({"group": reason})
 
 
 def glob_to_like(pattern: str) -> str:

@@ -18,7 +18,7 @@ from craton.db.models import (
     utcnow,
     value_digest,
 )
-from craton.errors import InvalidInput, NotFound
+from craton.errors import NotFound, invalid
 from craton.inventory.names import variable_key_problem
 
 Owner = Region | Group | Host
@@ -30,7 +30,7 @@ def encode_variables(variables: Mapping[str, Any], field: str = "variables") -> 
     """Validate keys and values and serialize each value canonically. All problems are
     reported at once, each under ``<field>.<key>``."""
     if not isinstance(variables, Mapping):
-        raise InvalidInput(f"{field}: must be an object", fields={field: "must be an object"})
+        raise invalid({field: "must be an object"})
     problems: dict[str, str] = {}
     encoded: Encoded = {}
     for key, value in variables.items():
@@ -45,7 +45,7 @@ def encode_variables(variables: Mapping[str, Any], field: str = "variables") -> 
         if problem is not None:
             problems[f"{field}.{key}"] = problem
     if problems:
-        raise InvalidInput("invalid variables", fields=problems)
+        raise invalid(problems, " in variables")
     return encoded
 
 
@@ -70,7 +70,7 @@ def merge_variables(owner: Owner, patch: Mapping[str, Any]) -> bool:
     for key in deletions:
         problem = variable_key_problem(key)
         if problem is not None:
-            raise InvalidInput("invalid variables", fields={f"variables.{key}": problem})
+            raise invalid({f"variables.{key}": problem})
     updates = encode_variables({k: v for k, v in patch.items() if v is not None})
     return _apply(owner, updates, remove_others=False, deletions=deletions)
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from craton.context import Action, RequestContext
 from craton.db.models import Host, Secret, SecretKind
 from craton.db.util import flush_or_conflict
-from craton.errors import Conflict, InvalidInput
+from craton.errors import Conflict, invalid
 from craton.inventory.names import check, slug_problem
 from craton.secrets.backends import SecretBackend
 
@@ -91,8 +91,7 @@ def update_secret(session: Session, ctx: RequestContext, secret: Secret,
     elif kind is not secret.kind:
         problem = content_problem(kind, reveal_secret(ctx, secret, backend, check_role=False))
         if problem is not None:
-            raise InvalidInput(f"kind: the stored content {problem}",
-                               fields={"kind": f"the stored content {problem}"})
+            raise invalid({"kind": f"the stored content {problem}"})
     secret.kind = kind
     flush_or_conflict(session, "secret name already exists on the host",
                       {"name": "already exists on the host"})

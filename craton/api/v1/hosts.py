@@ -21,7 +21,7 @@ from craton.api.v1 import schemas
 from craton.api.v1.variables import register_variables
 from craton.db.models import Host, Region
 from craton.db.scope import get_scoped
-from craton.errors import InvalidInput
+from craton.errors import invalid
 from craton.inventory import hosts
 from craton.inventory.select import build_filter, check_group_exists, select_hosts
 
@@ -76,8 +76,7 @@ class RegionHosts(MethodView):
         body = json_body()
         if isinstance(body, list):
             if not body:
-                raise InvalidInput("body: the list of hosts is empty",
-                                   fields={"body": "must hold at least one host"})
+                raise invalid({"body": "must hold at least one host"})
             items = load(schemas.HostCreateSchema(many=True), body)
             created = hosts.create_hosts(db_session(), context(), region, items, numbered=True)
             return schemas.HostList().dump({"items": created, "next": None}), 201
