@@ -5,9 +5,9 @@ The URL is the one ``craton.db.migrate`` passes in (``sqlalchemy.url``), else Cr
 
 from __future__ import annotations
 
+from alembic import context
 from sqlalchemy import Connection
 
-from alembic import context
 from craton.config import load_settings
 from craton.db.models import Base
 from craton.db.session import make_engine

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 CONFIG_ENV = "CRATON_CONFIG"
+AUTH_STRATEGIES = ("noauth",)
+"""Strategies craton.api.auth implements (checked here so a typo fails at start-up)."""
 DEFAULT_CONFIG_PATHS = (Path("/etc/craton/craton.conf"),)
 
 
@@ -93,11 +95,26 @@ class SecretsSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class SourcesSettings:
+    file_roots: tuple[str, ...] = _opt(
+        (),
+        "Comma-separated directories that file:// references and playbook sources may read "
+        "from (git repositories included). Empty means <data_dir>/sources only.",
+    )
+    http_timeout: int = _opt(10, "Seconds an http(s) fetch may take.")
+    git_timeout: int = _opt(120, "Seconds a git fetch may take.")
+    max_bytes: int = _opt(1024 * 1024, "Largest referenced file accepted, in bytes.")
+    cache_dir: str = _opt(
+        "", "Where fetched repositories and files are cached. Empty means <data_dir>/cache.")
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     DEFAULT: DefaultSettings = dataclasses.field(default_factory=DefaultSettings)
     database: DatabaseSettings = dataclasses.field(default_factory=DatabaseSettings)
     api: ApiSettings = dataclasses.field(default_factory=ApiSettings)
     secrets: SecretsSettings = dataclasses.field(default_factory=SecretsSettings)
+    sources: SourcesSettings = dataclasses.field(default_factory=SourcesSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -106,6 +123,12 @@ class Settings:
     @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{self.data_dir / 'craton.db'}"
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.sources.cache_dir).expanduser() if self.sources.cache_dir else (
+            self.data_dir / "cache"
+        )
 
     @property
     def secrets_key_file(self) -> Path:
@@ -153,30 +176,16 @@ def load_settings(
     """Read settings from ``path`` (or $CRATON_CONFIG, or /etc/craton/craton.conf when present),
     then apply ``CRATON_*`` overrides from ``environ``."""
     environ = os.environ if environ is None else environ
-    parser = configparser.ConfigParser(interpolation=None)
-    explicit = path or environ.get(CONFIG_ENV)
-    if explicit:
-        if not Path(explicit).is_file():
-            raise ConfigError(f"configuration file {explicit} does not exist")
-        parser.read(explicit)
-    else:
-        parser.read([p for p in DEFAULT_CONFIG_PATHS if p.is_file()][:1])
-
+    parser = _read_file(path or environ.get(CONFIG_ENV))
     values: dict[str, Any] = {}
     for section, cls in _sections():
-        known = {f.name for f in dataclasses.fields(cls)}
-        if section != "DEFAULT" and parser.has_section(section):
-            unknown = set(parser.options(section)) - known - set(parser.defaults())
-            if unknown:
-                raise ConfigError(f"[{section}]: unknown option(s) {', '.join(sorted(unknown))}")
         kwargs = {}
         for field in dataclasses.fields(cls):
             raw = environ.get(env_name(section, field.name))
             if raw is None:
-                if section == "DEFAULT":
-                    raw = parser.defaults().get(field.name)
-                elif parser.has_section(section):
-                    raw = parser[section].get(field.name)
+                raw = (parser.defaults() if section == "DEFAULT"
+                       else parser[section] if parser.has_section(section) else {}
+                       ).get(field.name)
             if raw is not None:
                 kwargs[field.name] = _convert(section, field, raw)
         values[section] = cls(**kwargs)
@@ -185,13 +194,60 @@ def load_settings(
     return settings
 
 
+def _read_file(explicit: str | os.PathLike[str] | None) -> configparser.ConfigParser:
+    """Parse the configuration file, refusing what it would be dangerous to ignore: a file that
+    is not INI, an unknown section or option (a typo would leave the default in force)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    if explicit and not Path(explicit).is_file():
+        raise ConfigError(f"configuration file {explicit} does not exist")
+    found = [Path(explicit)] if explicit else [p for p in DEFAULT_CONFIG_PATHS if p.is_file()][:1]
+    try:
+        parser.read(found)
+    except configparser.Error as error:
+        raise ConfigError(f"{found[0]}: {error}") from None
+    sections = dict(_sections())
+    for section in parser.sections():
+        if section not in sections:
+            raise ConfigError(f"unknown section [{section}]; known: "
+                              + ", ".join(f"[{name}]" for name in sections))
+    checks = [("DEFAULT", set(parser.defaults()))] + [
+        (section, set(parser[section]) - set(parser.defaults())) for section in parser.sections()]
+    for section, options in checks:
+        unknown = options - {f.name for f in dataclasses.fields(sections[section])}
+        if unknown:
+            raise ConfigError(f"[{section}]: unknown option(s) {', '.join(sorted(unknown))}")
+    return parser
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
 def _validate(settings: Settings) -> None:
-    if settings.api.default_page_size < 1 or settings.api.max_page_size < 1:
-        raise ConfigError("[api] default_page_size and max_page_size must be at least 1")
-    if settings.api.default_page_size > settings.api.max_page_size:
-        raise ConfigError("[api] default_page_size cannot exceed max_page_size")
+    api = settings.api
+    problems = []
+    if api.default_page_size < 1 or api.max_page_size < 1:
+        problems.append("[api] default_page_size and max_page_size must be at least 1")
+    if api.default_page_size > api.max_page_size:
+        problems.append("[api] default_page_size cannot exceed max_page_size")
+    if not 1 <= api.port <= 65535:
+        problems.append(f"[api] port: {api.port} is not a port number (1-65535)")
+    if api.workers < 1 or api.threads < 1:
+        problems.append("[api] workers and threads must be at least 1")
+    if api.max_body_size < 1:
+        problems.append("[api] max_body_size must be positive")
+    if api.auth_strategy not in AUTH_STRATEGIES:
+        problems.append(f"[api] auth_strategy: unknown strategy {api.auth_strategy!r}; known: "
+                        + ", ".join(AUTH_STRATEGIES))
+    if settings.DEFAULT.log_level.upper() not in LOG_LEVELS:
+        problems.append(f"[DEFAULT] log_level: {settings.DEFAULT.log_level!r} is not one of "
+                        + ", ".join(LOG_LEVELS))
     if settings.secrets.backend != "fernet":
-        raise ConfigError(f"[secrets] backend: unknown backend {settings.secrets.backend!r}")
+        problems.append(f"[secrets] backend: unknown backend {settings.secrets.backend!r}")
+    if settings.sources.max_bytes < 1 or settings.sources.http_timeout < 1 \
+            or settings.sources.git_timeout < 1:
+        problems.append("[sources] max_bytes, http_timeout and git_timeout must be positive")
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def sample_config() -> str:

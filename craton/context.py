@@ -22,7 +22,7 @@ class Action(enum.StrEnum):
 # Which roles allow what, inside the caller's own tenant. A cloud admin (is_admin) may do
 # everything in every tenant.
 POLICY: dict[Action, frozenset[str]] = {
-    Action.READ: frozenset({"reader", "member", "admin"}),
+    Action.READ: frozenset({"reader", "member", "admin", "secret-reader"}),
     Action.WRITE: frozenset({"member", "admin"}),
     Action.REVEAL_SECRETS: frozenset({"admin", "secret-reader"}),
     Action.MANAGE_TENANTS: frozenset(),

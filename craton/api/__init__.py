@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
+import re
 import uuid
+from typing import Any
 
 from flask import Flask, Response, g, request
 from flask_smorest import Api
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.routing import IntegerConverter, Map
 
 from craton import __version__
 from craton.api import errors
@@ -16,8 +21,11 @@ from craton.api.auth import make_strategy
 from craton.api.common import Services
 from craton.api.v1 import BLUEPRINTS, schemas
 from craton.config import Settings, load_settings
+from craton.db.models import MAX_ID
 from craton.db.session import Database
+from craton.errors import BadRequest
 from craton.secrets.backends import load_backend
+from craton.sources.fetch import Fetcher
 
 LOG = logging.getLogger(__name__)
 
@@ -25,6 +33,69 @@ OPENAPI_INFO = {
     "description": "Craton keeps a fleet's inventory — tenants, regions, hosts, groups, "
                    "variables, secrets and references — and serves it to Ansible.",
 }
+
+
+class IdConverter(IntegerConverter):
+    """``<int:…>`` in routes: an id the databases can hold; a larger one matches no route
+    (404) instead of overflowing the driver."""
+
+    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
+        super().__init__(url_map, min=0, max=MAX_ID)
+
+
+SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def refuse_lone_surrogates(body: bytes) -> None:
+    """JSON may spell half of a UTF-16 surrogate pair (``"\\ud800"``), which is no character
+    and cannot be stored: refuse such a body as a whole, before anything parses it."""
+    if not SURROGATE_ESCAPE.search(body):
+        return
+    try:
+        text_ok = _all_text_encodes(json.loads(body))
+    except (ValueError, RecursionError):
+        return  # not JSON at all: the parser's own error says so
+    if not text_ok:
+        raise BadRequest("request body holds text that is not valid Unicode (an unpaired "
+                         "\\ud800-\\udfff escape)", fields={"body": "not valid Unicode"})
+
+
+def _all_text_encodes(value: Any) -> bool:
+    if isinstance(value, str):
+        return _encodes(value)
+    if isinstance(value, dict):
+        return all(_encodes(k) and _all_text_encodes(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_all_text_encodes(item) for item in value)
+    return True
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class BoundChunkedBodies:
+    """WSGI middleware: a chunked request body (no Content-Length) is read up to the limit and
+    handed on with a Content-Length, so Flask's size check refuses an oversized one with 413
+    instead of its stream silently stopping at the limit (a cut body could even parse)."""
+
+    def __init__(self, app: Any, max_body_size: int) -> None:
+        self.app = app
+        self.max_body_size = max_body_size
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not environ.get("CONTENT_LENGTH") and "chunked" in environ.get(
+                "HTTP_TRANSFER_ENCODING", "").lower():
+            body = environ["wsgi.input"].read(self.max_body_size + 1)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
+            environ.pop("wsgi.input_terminated", None)
+        return self.app(environ, start_response)
 
 
 class CratonApi(Api):
@@ -53,10 +124,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     db = database or Database(settings.database_url, pool_size=settings.database.pool_size,
                               pool_recycle=settings.database.pool_recycle,
                               echo=settings.database.echo)
-    app.extensions["craton"] = Services(settings=settings, db=db, secrets=load_backend(settings))
+    app.extensions["craton"] = Services(settings=settings, db=db, secrets=load_backend(settings),
+                                        fetcher=Fetcher(settings))
     strategy = make_strategy(settings)
 
+    app.wsgi_app = BoundChunkedBodies(app.wsgi_app, settings.api.max_body_size)
+    app.url_map.converters["int"] = IdConverter
     api = CratonApi(app)
+    api.register_converter(IdConverter, lambda _: {"type": "integer", "minimum": 0})
     # Bodies parsed by hand (one host or a list of hosts) are documented by reference.
     api.spec.components.schema("HostCreate", schema=schemas.HostCreateSchema)
     for blueprint in BLUEPRINTS:
@@ -69,6 +144,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         if request.content_length and not request.is_json:
             raise UnsupportedMediaType(
                 "request bodies must be JSON (Content-Type: application/json)")
+        if request.content_length:
+            refuse_lone_surrogates(request.get_data(cache=True))
 
     @app.after_request
     def _finish(response: Response) -> Response:

@@ -9,6 +9,7 @@ will look its header up in the database. Neither needs a change to any resource.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Protocol
 
@@ -16,9 +17,11 @@ from flask import Request
 
 from craton.config import Settings
 from craton.context import RequestContext
+from craton.db.models import MAX_ID
 from craton.errors import BadRequest
 
 TENANT_HEADER = "X-Craton-Tenant"
+TENANT_ID = re.compile(r"[0-9]{1,19}")
 ROLES_HEADER = "X-Craton-Roles"
 USER_HEADER = "X-Craton-User"
 
@@ -41,7 +44,7 @@ class NoAuth:
         if raw is None:
             return RequestContext(tenant_id=None, user=user, roles=frozenset({"admin"}),
                                   is_admin=True, request_id=request_id)
-        if not raw.strip().isdigit():
+        if not TENANT_ID.fullmatch(raw.strip()) or not 1 <= int(raw) <= MAX_ID:
             raise BadRequest(f"{TENANT_HEADER} must be a tenant id (an integer)",
                              fields={TENANT_HEADER: "must be a tenant id (an integer)"})
         roles = frozenset(

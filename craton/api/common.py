@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+import flask_smorest
 import marshmallow as ma
 from flask import Response, current_app, g, request
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
+from webargs.flaskparser import FlaskParser
 
 from craton.api.errors import flatten_messages
 from craton.config import Settings
@@ -19,9 +21,17 @@ from craton.context import RequestContext
 from craton.db.session import Database
 from craton.errors import BadRequest, PreconditionFailed, invalid
 from craton.secrets.backends import SecretBackend
+from craton.sources.fetch import Fetcher
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 M = TypeVar("M")
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint, refusing unknown query arguments as the schemas refuse unknown
+    body fields: a mistyped filter (``?stat=ready``) must not silently select everything."""
+
+    ARGUMENTS_PARSER = FlaskParser(unknown=None)
 
 
 @dataclasses.dataclass
@@ -31,6 +41,7 @@ class Services:
     settings: Settings
     db: Database
     secrets: SecretBackend
+    fetcher: Fetcher
 
 
 def services() -> Services:
@@ -56,16 +67,20 @@ def etag_of(obj: Any) -> str:
     return f'"{obj.version}"'
 
 
-def _tags(header: str) -> list[str]:
-    return [tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()]
+def _tags(header: str, *, weak: bool) -> list[str]:
+    """The entity tags of a header; weak ones (W/"…") only where weak comparison applies."""
+    tags = [tag.strip() for tag in header.split(",") if tag.strip()]
+    return [tag.removeprefix("W/") for tag in tags] if weak else \
+        [tag for tag in tags if not tag.startswith("W/")]
 
 
 def check_if_match(obj: Any) -> None:
-    """Refuse a write whose If-Match names a version that is no longer current (412)."""
+    """Refuse a write whose If-Match names a version that is no longer current (412). As
+    RFC 9110 has it, If-Match compares strongly: a weak tag never matches."""
     header = request.headers.get("If-Match")
     if header is None:
         return
-    tags = _tags(header)
+    tags = _tags(header, weak=False)
     if "*" not in tags and etag_of(obj) not in tags:
         raise PreconditionFailed(
             f"If-Match {header} does not match the current version {etag_of(obj)}",
@@ -75,9 +90,14 @@ def check_if_match(obj: Any) -> None:
 
 def not_modified(obj: Any) -> Response | None:
     """A 304 when If-None-Match already names the current version."""
+    return not_modified_etag(etag_of(obj))
+
+
+def not_modified_etag(etag: str) -> Response | None:
     header = request.headers.get("If-None-Match")
-    if header and (etag_of(obj) in _tags(header) or "*" in _tags(header)):
-        return Response(status=304, headers={"ETag": etag_of(obj)})
+    tags = _tags(header or "", weak=True)
+    if etag in tags or "*" in tags:
+        return Response(status=304, headers={"ETag": etag})
     return None
 
 
@@ -123,10 +143,11 @@ def json_body() -> Any:
     if not request.is_json:
         raise BadRequest("request body must be JSON (Content-Type: application/json)",
                          fields={"body": "must be JSON"})
-    body = request.get_json(silent=True)
-    if body is None:
-        raise BadRequest("request body is not valid JSON", fields={"body": "not valid JSON"})
-    return body
+    try:
+        return current_app.json.loads(request.get_data(cache=True))
+    except (ValueError, RecursionError):
+        raise BadRequest("request body is not valid JSON",
+                         fields={"body": "not valid JSON"}) from None
 
 
 def load(schema: ma.Schema, data: Any) -> Any:

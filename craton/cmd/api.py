@@ -35,6 +35,8 @@ class CratonServer(BaseApplication):  # type: ignore[misc]
             "errorlog": "-",
             "loglevel": self.settings.DEFAULT.log_level.lower(),
             "proc_name": "craton-api",
+            # gunicorn's control socket lives at one path per user: two servers would share it.
+            "control_socket_disable": True,
         }
         for key, value in options.items():
             self.cfg.set(key, value)

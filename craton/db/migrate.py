@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from alembic import command
 from craton.db.models import Base
 
-SCRIPT_LOCATION = Path(__file__).resolve().parents[2] / "alembic"
+
+def script_location() -> Path:
+    """The migrations: alembic/ of a source checkout, else where an install put them."""
+    checkout = Path(__file__).resolve().parents[2] / "alembic"
+    if (checkout / "env.py").is_file():
+        return checkout
+    return Path(sys.prefix) / "share" / "craton" / "alembic"
 
 
 def alembic_config(engine: Engine) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    config.set_main_option("script_location", str(script_location()))
     config.set_main_option("sqlalchemy.url",
                            engine.url.render_as_string(hide_password=False).replace("%", "%%"))
     return config

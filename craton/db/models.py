@@ -36,6 +36,8 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
 
 NAME_LENGTH = 255
+MAX_ID = 2**63 - 1
+"""Ids are 64-bit signed integers in both databases; anything larger names nothing."""
 VARIABLE_KEY_LENGTH = 255
 
 # Long text on MariaDB (TEXT stops at 64 KiB); plain TEXT elsewhere.
@@ -66,10 +68,13 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False)
+
+
 def canonical_json(value: Any) -> str:
     """The one serialization of a variable value: sorted keys, no spaces, no NaN."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return _CANONICAL.encode(value)
 
 
 def value_digest(canonical: str) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.interfaces import LoaderOption
 
 from craton.context import Action, RequestContext
-from craton.db.models import Group, Host, Reference, Region, Secret, Tenant
+from craton.db.models import MAX_ID, Group, Host, Reference, Region, Secret, Tenant
 from craton.errors import NotFound
 
 M = TypeVar("M")
@@ -66,6 +66,8 @@ def noun(model: type) -> str:
 def get_scoped(session: Session, ctx: RequestContext, model: type[M], object_id: int,
                options: Sequence[LoaderOption] = (), *, for_update: bool = False) -> M:
     """The object ``model`` with ``object_id`` if ``ctx`` may see it; otherwise NotFound."""
+    if not 1 <= object_id <= MAX_ID:
+        raise NotFound(f"{noun(model)} {object_id} not found")
     stmt = scoped_select(ctx, model).where(model.id == object_id)  # type: ignore[attr-defined]
     if options:
         stmt = stmt.options(*options)

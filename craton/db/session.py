@@ -77,6 +77,15 @@ class Database:
             session.connection(execution_options={WRITE_OPTION: True})
         return session
 
+    def snapshot_session(self) -> Session:
+        """A read session whose queries all see one consistent snapshot, for reads that span
+        many statements (bundles). MariaDB needs REPEATABLE READ for that (the engine default
+        is READ COMMITTED); a SQLite read transaction is a snapshot already."""
+        session = self._sessions()
+        if self.dialect in ("mysql", "mariadb"):
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        return session
+
     @contextlib.contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Session]:
         """A session whose work is committed when the block ends normally."""

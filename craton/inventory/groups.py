@@ -80,6 +80,10 @@ def update_group(session: Session, ctx: RequestContext, group: Group,
             raise Conflict(f"group {data['name']!r} already exists in region {group.region_id}",
                            fields={"name": "already exists in the region"})
         group.name = data["name"]
+        # Its name shows in its neighbours' and members' representations: move their ETags.
+        bump_versions(session, Group, _neighbours(session, group))
+        bump_versions(session, Host, list(session.scalars(
+            select(HostGroup.host_id).where(HostGroup.group_id == group.id))))
     if "description" in data:
         group.description = data["description"]
     if "variables" in data:
@@ -99,13 +103,20 @@ def update_group(session: Session, ctx: RequestContext, group: Group,
 def delete_group(session: Session, ctx: RequestContext, group: Group) -> None:
     """Delete a group. Its hosts stay; its subgroups stay too, attached to nothing above."""
     ctx.require(Action.WRITE)
-    neighbours = [g.id for g in (*group.children, *group.parents)]
+    neighbours = _neighbours(session, group)
     members = list(session.scalars(select(HostGroup.host_id)
                                    .where(HostGroup.group_id == group.id)))
     session.delete(group)
     session.flush()
     bump_versions(session, Group, neighbours)
     bump_versions(session, Host, members)
+
+
+def _neighbours(session: Session, group: Group) -> list[int]:
+    """Groups whose representation names ``group``: its parents, children and dependants."""
+    dependants = session.scalars(select(GroupDependency.group_id)
+                                 .where(GroupDependency.depends_on_id == group.id))
+    return sorted({g.id for g in (*group.children, *group.parents)} | set(dependants))
 
 
 def resolve_hosts(session: Session, region_id: int, refs: Sequence[Ref], field: str

@@ -249,7 +249,8 @@ def set_host_groups(session: Session, host: Host, refs: Sequence[Ref]) -> None:
     if wanted_ids == current_ids:
         return
     changed = sorted(wanted_ids ^ current_ids)
-    host.groups = list(session.scalars(select(Group).where(Group.id.in_(wanted_ids))))
+    host.groups = list(session.scalars(
+        select(Group).where(Group.id.in_(wanted_ids)).order_by(Group.name)))
     host.updated_at = utcnow()
     session.flush()
     bump_versions(session, Group, changed)

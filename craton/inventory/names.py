@@ -77,6 +77,8 @@ def tenant_name_problem(name: object) -> str | None:
         return "must be a string"
     if not name.strip():
         return "must not be empty"
+    if name != name.strip():
+        return "must not start or end with spaces"
     if len(name) > 255:
         return "must be at most 255 characters"
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
@@ -114,6 +116,8 @@ def normalize_ip(value: object) -> str:
     """The canonical text of an IPv4/IPv6 address; ValueError when it is not one."""
     if not isinstance(value, str):
         raise ValueError("must be a string")
+    if "%" in value:
+        raise ValueError("must be an IPv4 or IPv6 address without a zone (%…) suffix")
     try:
         return ipaddress.ip_address(value.strip()).compressed
     except ValueError:

@@ -18,8 +18,7 @@ from craton.errors import Conflict, invalid
 from craton.inventory.names import check, slug_problem
 
 SCHEMES = ("git", "http", "https", "file")
-# A git ref or commit: no whitespace, control characters, '..', '~^:?*[\\' (git check-ref-format).
-GIT_REF = re.compile(r"(?!-)(?!.*\.\.)(?!.*//)[^\x00-\x20\x7f~^:?*\[\\]{1,255}(?<![./])")
+REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
 
 
 def url_problem(url: object) -> str | None:
@@ -35,8 +34,12 @@ def url_problem(url: object) -> str | None:
         return "is not a valid URL"
     if parts.scheme not in SCHEMES:
         return "scheme must be one of " + ", ".join(SCHEMES)
-    if parts.password is not None:
+    if parts.username is not None or parts.password is not None:
         return "must not embed credentials (they would show in every listing)"
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        return "has an invalid port"
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
             return "a file URL must be file:///absolute/path"
@@ -46,8 +49,14 @@ def url_problem(url: object) -> str | None:
 
 
 def ref_problem(ref: object) -> str | None:
-    if not isinstance(ref, str) or not GIT_REF.fullmatch(ref):
-        return "must be a git branch, tag or commit (no spaces, '..', '~^:?*[\\')"
+    """The rules of ``git check-ref-format --allow-onelevel``, and no leading '-'."""
+    reason = "must be a git branch, tag or commit name (see git check-ref-format)"
+    if not isinstance(ref, str) or not 1 <= len(ref) <= 255 or ref == "@":
+        return reason
+    if REF_FORBIDDEN.search(ref) or ref[0] in "-/" or ref[-1] in "/.":
+        return reason
+    if any(part.startswith(".") or part.endswith(".lock") for part in ref.split("/")):
+        return reason
     return None
 
 

@@ -8,6 +8,7 @@ whatever N is.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,11 +23,17 @@ from craton.db.models import (
     HostGroup,
     HostState,
     HostVariable,
+    Region,
     value_digest,
 )
 from craton.db.scope import scoped_select
 from craton.errors import invalid
-from craton.inventory.names import normalize_ip, variable_key_problem
+from craton.inventory.names import (
+    group_name_problem,
+    host_name_problem,
+    normalize_ip,
+    variable_key_problem,
+)
 from craton.inventory.variables import value_candidates
 
 GLOB_CHARS = frozenset("*?")
@@ -75,14 +82,34 @@ def parse_var_filter(text: str) -> tuple[str, str | None]:
     return key, (value if sep else None)
 
 
+GLOB_PATTERN = re.compile(r"[A-Za-z0-9_.*?-]{1,200}")
+MAX_FILTER_VALUE = 4096
+
+
 def build_filter(args: Mapping[str, Any], region_id: int | None = None) -> HostFilter:
     """A HostFilter from query-style arguments (``region_id``, ``id``, ``name``, ``group``,
-    ``var``, ``state``, ``ip_address``), validated: 422 naming the argument otherwise."""
+    ``var``, ``state``, ``ip_address``), validated: 422 naming the argument otherwise.
+
+    Names are checked against what a stored name can be, so no filter relies on how a
+    database compares odd strings (MariaDB ignores trailing spaces in ``=``)."""
+    name, group = args.get("name"), args.get("group")
+    if name is not None:
+        problem = host_name_problem(name) if not GLOB_CHARS & set(name) else (
+            None if GLOB_PATTERN.fullmatch(name) else
+            "a glob may contain only the characters of host names, '*' and '?'")
+        if problem is not None:
+            raise invalid({"name": problem})
+    if group is not None:
+        problem = group_name_problem(group)
+        if problem is not None:
+            raise invalid({"group": problem})
     variables = tuple(parse_var_filter(text) for text in args.get("var") or ())
-    for key, _ in variables:
+    for key, value in variables:
         problem = variable_key_problem(key)
         if problem is not None:
             raise invalid({"var": f"{key!r} {problem}"})
+        if value is not None and len(value) > MAX_FILTER_VALUE:
+            raise invalid({"var": f"the value for {key!r} is longer than {MAX_FILTER_VALUE}"})
     ip_address = args.get("ip_address")
     if ip_address is not None:
         try:
@@ -100,16 +127,17 @@ def build_filter(args: Mapping[str, Any], region_id: int | None = None) -> HostF
     )
 
 
-def check_group_exists(session: Session, flt: HostFilter) -> None:
-    """Within a region, filtering on a group that does not exist is a mistake worth naming
-    (a typo would otherwise select nothing, silently)."""
+def check_group_exists(session: Session, ctx: RequestContext, flt: HostFilter) -> None:
+    """Within a region the caller can see, filtering on a group that does not exist is a
+    mistake worth naming (a typo would otherwise select nothing, silently). In a region it
+    cannot see, nothing is said: the selection is empty either way."""
     if flt.group is None or flt.region_id is None:
         return
-    found = session.scalar(select(Group.id).where(Group.region_id == flt.region_id,
-                                                  Group.name == flt.group))
-    if found is None:
-        reason = f"no group {flt.group!r} in region {flt.region_id}"
-        raise invalid({"group": reason})
+    found = session.scalar(scoped_select(ctx, Group).where(Group.region_id == flt.region_id,
+                                                           Group.name == flt.group))
+    if found is None and session.scalar(
+            scoped_select(ctx, Region).where(Region.id == flt.region_id)) is not None:
+        raise invalid({"group": f"no group {flt.group!r} in region {flt.region_id}"})
 
 
 def glob_to_like(pattern: str) -> str:

@@ -3,10 +3,12 @@ delete keys. A change bumps the owner's version, which is the ETag of its variab
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping
 from typing import Any
 
+import yaml
 from sqlalchemy import inspect
 
 from craton.db.models import (
@@ -112,8 +114,46 @@ def value_candidates(raw: str) -> list[str]:
     forms = [canonical_json(raw)]
     try:
         text = canonical_json(json.loads(raw))
-    except ValueError:
+    except (ValueError, RecursionError):
         return forms
     if text not in forms:
         forms.append(text)
     return forms
+
+
+def parse_variables_file(content: bytes) -> dict[str, str]:
+    """A YAML (or JSON) file of variables — a mapping, as Ansible requires of group_vars — as
+    key → canonical JSON. Dates become ISO strings; anything JSON cannot hold is refused.
+    Raises ValueError saying what is wrong."""
+    try:
+        data = yaml.load(content, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ValueError(f"not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"must be a YAML mapping of variables, not a {type(data).__name__}")
+    encoded: dict[str, str] = {}
+    for key, value in data.items():
+        problem = variable_key_problem(key)
+        if problem is not None:
+            raise ValueError(f"variable {key!r} {problem}")
+        try:
+            encoded[key] = canonical_json(_plain(value))
+        except (TypeError, ValueError):
+            raise ValueError(f"variable {key!r} holds a value JSON cannot represent") from None
+    return encoded
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k) if not isinstance(k, str) else k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise TypeError(type(value).__name__)

@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from craton.api.common import check_if_match, context, db_session, not_modified, paginate, with_etag
+from craton.api.common import (
+    Blueprint,
+    check_if_match,
+    context,
+    db_session,
+    not_modified,
+    paginate,
+    with_etag,
+)
 from craton.api.v1 import schemas
 from craton.api.v1.variables import register_variables
 from craton.db.models import Group, GroupChild, Host, HostGroup, Region
@@ -16,6 +23,7 @@ from craton.db.scope import get_scoped, scoped_select
 from craton.errors import NotFound
 from craton.inventory import groups
 from craton.inventory.hosts import HOST_LOADERS
+from craton.inventory.names import check, group_name_problem
 from craton.inventory.select import subtree
 
 blp = Blueprint("groups", __name__, url_prefix="/v1",
@@ -32,6 +40,7 @@ def _list(args: dict[str, Any], region_id: int | None) -> Any:
     if region_id is not None:
         stmt = stmt.where(Group.region_id == region_id)
     if args.get("name") is not None:
+        check("name", group_name_problem(args["name"]))
         stmt = stmt.where(Group.name == args["name"])
     return paginate(stmt, Group.id, args)
 

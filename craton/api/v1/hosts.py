@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from craton.api.common import (
+    Blueprint,
     check_if_match,
     context,
     db_session,
@@ -40,7 +40,7 @@ CREATE_BODY = {
 
 def list_hosts(args: dict[str, Any], region_id: int | None = None) -> Any:
     flt = build_filter(args, region_id)
-    check_group_exists(db_session(), flt)
+    check_group_exists(db_session(), context(), flt)
     stmt = select_hosts(context(), flt).options(*hosts.HOST_LOADERS)
     return paginate(stmt, Host.id, args)
 

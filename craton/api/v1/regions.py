@@ -5,15 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy.orm import selectinload
 
-from craton.api.common import check_if_match, context, db_session, not_modified, paginate, with_etag
+from craton.api.common import (
+    Blueprint,
+    check_if_match,
+    context,
+    db_session,
+    not_modified,
+    paginate,
+    with_etag,
+)
 from craton.api.v1 import schemas
 from craton.api.v1.variables import register_variables
 from craton.db.models import Region, Tenant
 from craton.db.scope import get_scoped, scoped_select
 from craton.inventory import tenancy
+from craton.inventory.names import check, slug_problem
 
 blp = Blueprint("regions", __name__, url_prefix="/v1",
                 description="Regions of a tenant. Their variables are Ansible's `all` group.")
@@ -26,6 +34,7 @@ def _list(args: dict[str, Any], tenant_id: int | None) -> Any:
     if tenant_id is not None:
         stmt = stmt.where(Region.tenant_id == tenant_id)
     if args.get("name") is not None:
+        check("name", slug_problem(args["name"]))
         stmt = stmt.where(Region.name == args["name"])
     return paginate(stmt, Region.id, args)
 

@@ -12,7 +12,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from craton.db.models import HostState, SecretKind
+from craton.db.models import MAX_ID, HostState, SecretKind
 
 
 class Schema(ma.Schema):
@@ -40,7 +40,25 @@ class IdOrName(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | str:
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise ma.ValidationError("must be an id (integer) or a name (string)")
+        if isinstance(value, int) and not 1 <= value <= MAX_ID:
+            raise ma.ValidationError(f"must be an id between 1 and {MAX_ID}")
+        if isinstance(value, str) and not 1 <= len(value) <= 255:
+            raise ma.ValidationError("must be a name of 1 to 255 characters")
         return value
+
+
+def Description(**kwargs: Any) -> fields.String:
+    return fields.String(allow_none=True, validate=validate.Length(max=4000), **kwargs)
+
+
+def Id(**kwargs: Any) -> fields.Integer:
+    """An object id: what the databases can hold (larger ids name nothing)."""
+    return fields.Integer(validate=validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
+def Marker(**kwargs: Any) -> fields.Integer:
+    return fields.Integer(validate=validate.Range(min=0, max=MAX_ID), metadata={
+        "description": "The id of the last item already seen."}, **kwargs)
 
 
 def Variables(**kwargs: Any) -> fields.Dict:
@@ -73,38 +91,36 @@ class Stamped(Schema):
 
 class TenantSchema(Stamped):
     name = fields.String(required=True)
-    description = fields.String(allow_none=True)
+    description = Description()
 
 
 class TenantPatchSchema(Schema):
     name = fields.String()
-    description = fields.String(allow_none=True)
+    description = Description()
 
 
 class RegionSchema(Stamped):
     tenant_id = fields.Integer(dump_only=True)
     name = fields.String(required=True)
-    description = fields.String(allow_none=True)
+    description = Description()
     variables = Variables(load_default=dict)
 
 
 class RegionPatchSchema(Schema):
     name = fields.String()
-    description = fields.String(allow_none=True)
+    description = Description()
     variables = Variables(metadata={"description": "Merged: a null value deletes the key."})
-
-
-class RegionListArgs(Schema):
-    tenant_id = fields.Integer()
-    name = fields.String()
-    limit = fields.Integer(validate=validate.Range(min=1))
-    marker = fields.Integer()
 
 
 class PageArgs(Schema):
     limit = fields.Integer(validate=validate.Range(min=1), metadata={
         "description": "Items per page (capped at the server's max_page_size)."})
-    marker = fields.Integer(metadata={"description": "The id of the last item already seen."})
+    marker = Marker()
+
+
+class RegionListArgs(PageArgs):
+    tenant_id = Id()
+    name = fields.String()
 
 
 class DeleteArgs(Schema):
@@ -147,8 +163,8 @@ class HostPatchSchema(Schema):
 
 
 class HostFilterArgs(Schema):
-    region_id = fields.Integer()
-    id = fields.List(fields.Integer(), metadata={"description": "Host ids (repeatable)."})
+    region_id = Id()
+    id = fields.List(Id(), metadata={"description": "Host ids (repeatable)."})
     name = fields.String(metadata={"description": "Exact name, or a glob with * and ?"})
     group = fields.String(metadata={
         "description": "Members of this group or of any of its subgroups."})
@@ -169,12 +185,29 @@ class RegionHostListArgs(HostListArgs):
         exclude = ("region_id",)
 
 
+class BundleArgs(HostFilterArgs):
+    layout = fields.String(load_default="hosts", validate=validate.OneOf(("hosts", "ansible")),
+                           metadata={"description": "hosts: one private data dir per host; "
+                                                    "ansible: one inventory for the selection"})
+
+    class Meta:
+        exclude = ("region_id",)
+
+
+class ResolvedArgs(Schema):
+    resolved = fields.Boolean(load_default=False, metadata={
+        "description": "Hosts only: the variables Ansible will see, with their provenance."})
+    provenance = fields.String(load_default="winner", validate=validate.OneOf(
+        ("winner", "full")), metadata={
+        "description": "full: also every value the winning one overrode"})
+
+
 # --- Groups ------------------------------------------------------------------------------------
 
 class GroupSchema(Stamped):
     region_id = fields.Integer(dump_only=True)
     name = fields.String(required=True)
-    description = fields.String(allow_none=True)
+    description = Description()
     variables = Variables(load_default=dict)
     children = fields.List(fields.String(), attribute="child_names", dump_only=True)
     parents = fields.List(fields.String(), attribute="parent_names", dump_only=True)
@@ -184,7 +217,7 @@ class GroupSchema(Stamped):
 
 class GroupCreateSchema(Schema):
     name = fields.String(required=True)
-    description = fields.String(allow_none=True)
+    description = Description()
     variables = Variables(load_default=dict)
     children = RefList(load_default=list)
     parents = RefList(load_default=list)
@@ -194,14 +227,14 @@ class GroupCreateSchema(Schema):
 
 class GroupPatchSchema(Schema):
     name = fields.String()
-    description = fields.String(allow_none=True)
+    description = Description()
     variables = Variables(metadata={"description": "Merged: a null value deletes the key."})
     children = RefList(metadata={"description": "Replaces the subgroups."})
     depends_on = RefList(metadata={"description": "Replaces the dependencies."})
 
 
 class GroupListArgs(PageArgs):
-    region_id = fields.Integer()
+    region_id = Id()
     name = fields.String()
 
 
@@ -266,6 +299,9 @@ class ReferencePatchSchema(Schema):
 
 class VariablesSchema(Schema):
     variables = Variables(required=True)
+    provenance = fields.Dict(keys=fields.String(), values=fields.Dict(), dump_only=True,
+                             metadata={"description": "With resolved=true: for each key, the "
+                                       "region, group, reference, host or secret that set it."})
 
 
 # --- Lists and errors --------------------------------------------------------------------------

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from craton.api.common import (
+    Blueprint,
     check_if_match,
     context,
     db_session,

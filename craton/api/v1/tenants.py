@@ -5,9 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from craton.api.common import check_if_match, context, db_session, not_modified, paginate, with_etag
+from craton.api.common import (
+    Blueprint,
+    check_if_match,
+    context,
+    db_session,
+    not_modified,
+    paginate,
+    with_etag,
+)
 from craton.api.v1 import schemas
 from craton.db.models import Tenant
 from craton.db.scope import get_scoped, scoped_select

@@ -1,6 +1,7 @@
 """``/v1/{regions,groups,hosts}/{id}/variables``: one implementation for the three owners.
 
-GET shows them; PUT replaces them all; PATCH merges (a null value deletes the key); DELETE
+GET shows them (for a host, ``?resolved=true`` shows what Ansible will see, with provenance);
+PUT replaces them all; PATCH merges (a null value deletes the key); DELETE
 ``…/variables/{key}`` removes one. They share the owner's ETag, so If-Match works the same here
 as on the owner itself.
 """
@@ -10,13 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy.orm import selectinload
 
-from craton.api.common import check_if_match, context, db_session, not_modified
+from craton.api.common import Blueprint, check_if_match, context, db_session, not_modified, services
 from craton.api.v1 import schemas
 from craton.context import Action
+from craton.db.models import Host
 from craton.db.scope import get_scoped, noun
+from craton.errors import invalid
+from craton.inventory.snapshot import resolve_host_variables
 from craton.inventory.variables import delete_variable, merge_variables, replace_variables
 
 
@@ -33,9 +36,17 @@ def register_variables(blp: Blueprint, model: type, collection: str, id_arg: str
         return {"variables": obj.variables}, 200, {"ETag": f'"{obj.version}"'}
 
     class Variables(MethodView):
+        @blp.arguments(schemas.ResolvedArgs, location="query")
         @blp.response(200, schemas.VariablesSchema)
-        def get(self, **ids: int) -> Any:
+        def get(self, args: dict[str, Any], **ids: int) -> Any:
             obj = owner(ids[id_arg])
+            if args["resolved"]:
+                if model is not Host:
+                    raise invalid({"resolved": "only hosts have resolved variables"})
+                result = resolve_host_variables(db_session(), context(), obj,
+                                                services().fetcher,
+                                                full=args["provenance"] == "full")
+                return {"variables": result.variables, "provenance": result.provenance}
             return not_modified(obj) or shown(obj)
 
         @blp.arguments(schemas.VariablesSchema)

@@ -1,0 +1,548 @@
+"""Tenant isolation and policy through the API: a caller scoped to one tenant can neither see
+nor touch another tenant's objects on any endpoint, lists and filters show only its own
+objects, roles decide who reads, writes and reveals, and only a cloud admin manages tenants."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.routing import IntegerConverter
+
+from craton.config import Settings
+from tests.conftest import Client, error_of
+
+ARGUMENT = re.compile(r"<(?:([^<>:]+):)?([^<>]+)>")
+_worlds = itertools.count(1)
+
+World = dict[str, Any]
+MakeWorld = Callable[[str], World]
+
+# A valid body for every /v1 operation on an id that takes one, so a refusal can only come from
+# tenant scoping (the owner's test below proves each body is accepted). A new endpoint with a
+# body fails test_body_table_covers_every_operation until it is added here.
+BODIES: dict[tuple[str, str], Callable[[World], Any]] = {
+    ("/v1/tenants/<int:tenant_id>", "PATCH"): lambda w: {"description": "changed"},
+    ("/v1/tenants/<int:tenant_id>/regions", "POST"): lambda w: {"name": "intruder"},
+    ("/v1/regions/<int:region_id>", "PATCH"): lambda w: {"description": "changed"},
+    ("/v1/regions/<int:region_id>/variables", "PUT"): lambda w: {"variables": {"x": 1}},
+    ("/v1/regions/<int:region_id>/variables", "PATCH"): lambda w: {"variables": {"role": 2}},
+    ("/v1/regions/<int:region_id>/hosts", "POST"): lambda w: {"name": "intruder"},
+    ("/v1/regions/<int:region_id>/groups", "POST"): lambda w: {"name": "intruder"},
+    ("/v1/hosts/<int:host_id>", "PATCH"): lambda w: {"ssh_user": "intruder"},
+    ("/v1/hosts/<int:host_id>/variables", "PUT"): lambda w: {"variables": {"x": 1}},
+    ("/v1/hosts/<int:host_id>/variables", "PATCH"): lambda w: {"variables": {"role": 2}},
+    ("/v1/hosts/<int:host_id>/secrets", "POST"): lambda w: {
+        "name": "intruder", "kind": "password", "content": "hunter2"},
+    ("/v1/groups/<int:group_id>", "PATCH"): lambda w: {"description": "changed"},
+    ("/v1/groups/<int:group_id>/variables", "PUT"): lambda w: {"variables": {"x": 1}},
+    ("/v1/groups/<int:group_id>/variables", "PATCH"): lambda w: {"variables": {"role": 2}},
+    ("/v1/groups/<int:group_id>/hosts", "POST"): lambda w: {"hosts": [w["spare_host_id"]]},
+    ("/v1/groups/<int:group_id>/hosts", "DELETE"): lambda w: {"hosts": [w["host_id"]]},
+    ("/v1/groups/<int:group_id>/children", "POST"): lambda w: {
+        "children": [w["spare_group_id"]]},
+    ("/v1/groups/<int:group_id>/children", "DELETE"): lambda w: {"children": [w["child_id"]]},
+    ("/v1/groups/<int:group_id>/references", "POST"): lambda w: {
+        "name": "intruder", "url": "https://git.example.com/intruder.git"},
+    ("/v1/secrets/<int:secret_id>", "PATCH"): lambda w: {"name": "renamed"},
+    ("/v1/references/<int:reference_id>", "PATCH"): lambda w: {"ref": "stable"},
+}
+
+
+def build_world(client: Client, label: str, reference_url: str) -> World:
+    """A tenant with a region, three groups (parent > child, spare), two hosts (one in parent),
+    variables ``role`` on region, group and host, a secret and a reference. Keys are the URL
+    argument names they fill (plus spare objects the bodies use)."""
+    label = f"{label}{next(_worlds)}"
+    tenant = client.create("/v1/tenants", {"name": f"tenant-{label}"})
+    region = client.create(f"/v1/tenants/{tenant['id']}/regions",
+                           {"name": f"region-{label}", "variables": {"role": label}})
+    rid = region["id"]
+    parent = client.create(f"/v1/regions/{rid}/groups",
+                           {"name": f"parent_{label}", "variables": {"role": label}})
+    child = client.create(f"/v1/regions/{rid}/groups",
+                          {"name": f"child_{label}", "parents": [parent["id"]]})
+    spare_group = client.create(f"/v1/regions/{rid}/groups", {"name": f"spare_{label}"})
+    created = client.post(f"/v1/regions/{rid}/hosts", [
+        {"name": f"host-{label}", "groups": [parent["id"]], "variables": {"role": label}},
+        {"name": f"spare-{label}"},
+    ])
+    assert created.status_code == 201, created.get_json()
+    host, spare_host = created.get_json()["items"]
+    secret = client.create(f"/v1/hosts/{host['id']}/secrets",
+                           {"name": "root-password", "kind": "password",
+                            "content": f"pw-{label}"})
+    reference = client.create(f"/v1/groups/{parent['id']}/references",
+                              {"name": "common", "url": reference_url})
+    return {
+        "tenant_id": tenant["id"], "region_id": rid, "group_id": parent["id"],
+        "child_id": child["id"], "host_id": host["id"], "secret_id": secret["id"],
+        "reference_id": reference["id"], "key": "role",
+        "spare_group_id": spare_group["id"], "spare_host_id": spare_host["id"],
+        "names": {"tenant": tenant["name"], "region": region["name"], "group": parent["name"],
+                  "child": child["name"], "host": host["name"], "spare host": spare_host["name"],
+                  "spare group": spare_group["name"]},
+    }
+
+
+@pytest.fixture
+def make_world(client: Client, settings: Settings) -> MakeWorld:
+    """``build_world`` with a reference to a local YAML file (below the data directory, where
+    file references may read), so nothing needs the network."""
+    sources = settings.data_dir / "sources"
+    sources.mkdir(parents=True, exist_ok=True)
+    (sources / "common.yml").write_text("ntp_server: 10.0.0.1\n")
+    url = f"file://{(sources / 'common.yml').resolve()}"
+    return lambda label: build_world(client, label, url)
+
+
+def urls(rule: str, world: World) -> list[str]:
+    """``rule`` with its ids from ``world``; one URL per choice of an ``any(...)`` argument."""
+    choices: list[list[tuple[str, str]]] = []
+    for converter, name in ARGUMENT.findall(rule):
+        if converter.startswith("any("):
+            values = [item.strip(" '\"") for item in converter[4:-1].split(",")]
+        else:
+            assert name in world, f"build_world provides no value for {name!r} of {rule}"
+            values = [str(world[name])]
+        choices.append([(name, value) for value in values])
+    return [ARGUMENT.sub(lambda match, chosen=dict(combination): chosen[match.group(2)], rule)
+            for combination in itertools.product(*choices)]
+
+
+def id_operations(app: Flask) -> list[tuple[str, str]]:
+    """(rule, method) of every /v1 route with an integer id in its URL. OPTIONS is left out:
+    Flask answers it itself with the same Allow header for any id, without looking anything
+    up."""
+    operations = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/v1/"):
+            continue
+        if not any(isinstance(conv, IntegerConverter) for conv in rule._converters.values()):
+            continue
+        operations += [(rule.rule, method) for method in sorted(rule.methods - {"OPTIONS"})]
+    return operations
+
+
+def openapi_operation(document: dict[str, Any], rule: str, method: str) -> dict[str, Any]:
+    path = ARGUMENT.sub(lambda match: "{" + match.group(2) + "}", rule)
+    return document["paths"].get(path, {}).get(method.lower(), {})
+
+
+def queries(document: dict[str, Any], rule: str, method: str) -> list[str]:
+    """Query strings to try: with every boolean option on (cascade, resolved, descendants: the
+    most a call can reach or destroy) and without."""
+    operation = openapi_operation(document, rule, method)
+    flags = [param["name"] for param in operation.get("parameters", [])
+             if param.get("in") == "query" and param.get("schema", {}).get("type") == "boolean"]
+    return (["?" + "&".join(f"{flag}=true" for flag in flags)] if flags else []) + [""]
+
+
+def body_of(document: dict[str, Any], rule: str, method: str, world: World) -> Any:
+    if "requestBody" not in openapi_operation(document, rule, method):
+        return None
+    return BODIES[(rule, method)](world)
+
+
+def snapshot(client: Client, app: Flask, world: World) -> dict[str, Any]:
+    """Everything a cloud admin can read about ``world``: every GET on its ids, and the secret's
+    content."""
+    seen: dict[str, Any] = {}
+    for rule, method in id_operations(app):
+        if method == "GET":
+            for url in urls(rule, world):
+                response = client.get(url)
+                seen[url] = (response.status_code, response.get_json(silent=True))
+    reveal = client.post(f"/v1/secrets/{world['secret_id']}/reveal")
+    seen["reveal"] = (reveal.status_code, reveal.get_json())
+    return seen
+
+
+def test_every_id_endpoint_is_checked(app: Flask) -> None:
+    """The isolation sweep below reaches every kind of object the API serves by id."""
+    rules = {rule for rule, _ in id_operations(app)}
+    arguments = {name for rule in rules for _, name in ARGUMENT.findall(rule)}
+    assert arguments >= {"tenant_id", "region_id", "host_id", "group_id", "child_id",
+                         "secret_id", "reference_id"}
+    assert len(rules) >= 20
+
+
+def test_body_table_covers_every_operation(client: Client, app: Flask) -> None:
+    """Every /v1 operation on an id that takes a JSON body has a valid body in BODIES (and no
+    entry is left over from a removed endpoint)."""
+    document = client.get("/v1/openapi.json").get_json()
+    with_body = {(rule, method) for rule, method in id_operations(app)
+                 if "requestBody" in openapi_operation(document, rule, method)}
+    assert with_body, "the OpenAPI document lists no request bodies"
+    assert sorted(with_body - set(BODIES)) == []
+    assert sorted(set(BODIES) - with_body) == []
+
+
+def test_other_tenants_objects_answer_404_on_every_endpoint(
+        client: Client, app: Flask, make_world: MakeWorld) -> None:
+    """A caller scoped to tenant B — even with the admin role — gets 404 from every method of
+    every endpoint on tenant A's ids, learns none of A's names, and changes nothing of A's."""
+    a, b = make_world("alpha"), make_world("beta")
+    document = client.get("/v1/openapi.json").get_json()
+    before = snapshot(client, app, a), snapshot(client, app, b)
+
+    answers = {}
+    # Deletes last, innermost first, so one leak cannot hide others behind a 404.
+    operations = sorted(id_operations(app), key=lambda op: (op[1] == "DELETE", -len(op[0])))
+    for rule, method in operations:
+        body = body_of(document, rule, method, a)
+        for url in urls(rule, a):
+            for query in queries(document, rule, method):
+                response = client.request(method, url + query, body, tenant=b["tenant_id"],
+                                          roles="admin")
+                answers[(method, url + query)] = response.status_code
+                if method != "HEAD" and response.status_code == 404:
+                    error_of(response)
+                    text = response.get_data(as_text=True)
+                    assert not [name for name in a["names"].values() if name in text], (url, text)
+    assert {op: status for op, status in answers.items() if status != 404} == {}
+
+    assert (snapshot(client, app, a), snapshot(client, app, b)) == before
+
+
+def test_every_id_endpoint_works_for_the_owner(client: Client, app: Flask,
+                                               make_world: MakeWorld) -> None:
+    """The control for the sweep above: the same calls, made by a cloud admin on a fresh
+    world for each write, succeed (with or without the boolean options) — so the 404s come
+    from tenant scoping, not from bad ids or bodies."""
+    document = client.get("/v1/openapi.json").get_json()
+    reads = make_world("reads")
+    failures = {}
+    for rule, method in id_operations(app):
+        for index in range(len(urls(rule, reads))):
+            world = reads if method in ("GET", "HEAD") else make_world("owner")
+            url, body = urls(rule, world)[index], body_of(document, rule, method, world)
+            answers = []
+            for query in queries(document, rule, method):
+                response = client.request(method, url + query, body)
+                answers.append((query, response.status_code, response.get_json(silent=True)))
+                if response.status_code < 400:
+                    break
+            else:
+                failures[(method, url)] = answers
+    assert failures == {}
+
+
+def _unknown_id(*worlds: World) -> int:
+    highest = max(value for world in worlds for key, value in world.items()
+                  if key.endswith("_id"))
+    return highest + 1_000_000
+
+
+# Requests on B's own objects that name A's group ({a_group}) or host ({a_host}).
+CROSS_REFERENCES = [
+    ("POST", "/v1/regions/{b[region_id]}/hosts", {"name": "x", "groups": ["{a_group}"]}),
+    ("POST", "/v1/regions/{b[region_id]}/groups", {"name": "x", "parents": ["{a_group}"]}),
+    ("POST", "/v1/regions/{b[region_id]}/groups", {"name": "x", "children": ["{a_group}"]}),
+    ("POST", "/v1/regions/{b[region_id]}/groups", {"name": "x", "depends_on": ["{a_group}"]}),
+    ("POST", "/v1/regions/{b[region_id]}/groups", {"name": "x", "hosts": ["{a_host}"]}),
+    ("PATCH", "/v1/hosts/{b[host_id]}", {"groups": ["{a_group}"]}),
+    ("PATCH", "/v1/groups/{b[group_id]}", {"children": ["{a_group}"]}),
+    ("PATCH", "/v1/groups/{b[group_id]}", {"depends_on": ["{a_group}"]}),
+    ("POST", "/v1/groups/{b[group_id]}/hosts", {"hosts": ["{a_host}"]}),
+    ("DELETE", "/v1/groups/{b[group_id]}/hosts", {"hosts": ["{a_host}"]}),
+    ("POST", "/v1/groups/{b[group_id]}/children", {"children": ["{a_group}"]}),
+    ("DELETE", "/v1/groups/{b[group_id]}/hosts/{a_host}", None),
+    ("DELETE", "/v1/groups/{b[group_id]}/children/{a_group}", None),
+]
+
+
+def test_own_objects_cannot_reach_other_tenants_ids(client: Client, app: Flask,
+                                                    make_world: MakeWorld) -> None:
+    """Naming another tenant's group or host from one's own objects answers exactly as an id
+    that does not exist would (ids leak nothing) and links nothing."""
+    a, b = make_world("alpha"), make_world("beta")
+    before = snapshot(client, app, a), snapshot(client, app, b)
+    missing = _unknown_id(a, b)
+
+    def attempt(method: str, url: str, body: Any, group_id: int, host_id: int) -> Any:
+        ids = {"{a_group}": group_id, "{a_host}": host_id}
+        payload = None if body is None else {
+            key: [ids.get(item, item) for item in value] if isinstance(value, list) else value
+            for key, value in body.items()}
+        response = client.request(method, url.format(b=b, a_group=group_id, a_host=host_id),
+                                  payload, tenant=b["tenant_id"], roles="admin")
+        if not 400 <= response.status_code < 500:
+            return response.status_code, response.get_json()
+        message = error_of(response)["message"]
+        message = re.sub(rf"\b{group_id}\b", "<group>", message)
+        return response.status_code, re.sub(rf"\b{host_id}\b", "<host>", message)
+
+    differences = {}
+    for method, url, body in CROSS_REFERENCES:
+        theirs = attempt(method, url, body, a["child_id"], a["host_id"])
+        unknown = attempt(method, url, body, missing, missing + 1)
+        if theirs != unknown or not 400 <= theirs[0] < 500:
+            differences[(method, url, str(body))] = (theirs, unknown)
+    assert differences == {}
+    assert (snapshot(client, app, a), snapshot(client, app, b)) == before
+
+
+def _ids(response: Any) -> list[int]:
+    assert response.status_code == 200, response.get_json()
+    return [item["id"] for item in response.get_json()["items"]]
+
+
+def test_lists_show_only_the_callers_tenant(client: Client, make_world: MakeWorld) -> None:
+    """A scoped caller's lists hold only its own tenant's objects; a cloud admin sees both."""
+    a, b = make_world("alpha"), make_world("beta")
+    tid = b["tenant_id"]
+    assert _ids(client.get("/v1/tenants", tenant=tid, roles="reader")) == [tid]
+    assert _ids(client.get("/v1/regions", tenant=tid, roles="reader")) == [b["region_id"]]
+    assert _ids(client.get("/v1/hosts", tenant=tid, roles="reader")) == sorted(
+        [b["host_id"], b["spare_host_id"]])
+    assert _ids(client.get("/v1/groups", tenant=tid, roles="reader")) == sorted(
+        [b["group_id"], b["child_id"], b["spare_group_id"]])
+    assert _ids(client.get(f"/v1/tenants/{tid}/regions", tenant=tid, roles="reader")) == [
+        b["region_id"]]
+    everything = _ids(client.get("/v1/tenants"))
+    assert a["tenant_id"] in everything and tid in everything
+
+
+@pytest.mark.parametrize("query", [
+    "/v1/hosts?region_id={a[region_id]}",
+    "/v1/hosts?name={a[names][host]}",
+    "/v1/hosts?name=host-alpha*",
+    "/v1/hosts?group={a[names][group]}",
+    "/v1/hosts?var=role",
+    "/v1/hosts?id={a[host_id]}",
+    "/v1/regions?tenant_id={a[tenant_id]}",
+    "/v1/regions?name={a[names][region]}",
+    "/v1/groups?region_id={a[region_id]}",
+    "/v1/groups?name={a[names][group]}",
+])
+def test_filters_on_other_tenants_objects_answer_empty(
+        client: Client, query: str, make_world: MakeWorld) -> None:
+    """Filtering on another tenant's region, names, groups or variables finds nothing for a
+    scoped caller, while the same filter finds A's objects for a cloud admin."""
+    a = make_world("alpha")
+    b = make_world("beta")
+    assert client.put(f"/v1/hosts/{b['host_id']}/variables",
+                      {"variables": {"other": 1}}).status_code == 200
+    url = query.format(a=a)
+    assert _ids(client.get(url)) != []
+    assert _ids(client.get(url, tenant=b["tenant_id"], roles="reader")) == []
+
+
+def test_group_filter_does_not_reveal_other_tenants_group_names(
+        client: Client, make_world: MakeWorld) -> None:
+    """Asking for hosts of another tenant's region by group answers the same whether that
+    group exists there or not, so a caller cannot probe another tenant's group names."""
+    a, b = make_world("alpha"), make_world("beta")
+    existing, made_up = a["names"]["group"], "no_such_group"
+
+    def ask(group: str) -> tuple[int, Any]:
+        response = client.get(f"/v1/hosts?region_id={a['region_id']}&group={group}",
+                              tenant=b["tenant_id"], roles="reader")
+        body = response.get_data(as_text=True).replace(group, "<group>")
+        body = re.sub(r'"request_id":"[^"]*"', "", body)
+        return response.status_code, body
+
+    assert ask(existing) == ask(made_up)
+
+
+# --- Policy ------------------------------------------------------------------------------------
+
+
+def test_tenant_management_needs_a_cloud_admin(client: Client, make_world: MakeWorld) -> None:
+    """Creating, renaming and deleting tenants is refused (403) to scoped callers, whatever
+    their role, and changes nothing; a cloud admin may."""
+    b = make_world("beta")
+    tid = b["tenant_id"]
+    tenants_before = client.get("/v1/tenants").get_json()
+    for roles in ("admin", "member"):
+        refused = [
+            client.post("/v1/tenants", {"name": "sneaky"}, tenant=tid, roles=roles),
+            client.patch(f"/v1/tenants/{tid}", {"name": "renamed"}, tenant=tid, roles=roles),
+            client.delete(f"/v1/tenants/{tid}", tenant=tid, roles=roles),
+            client.delete(f"/v1/tenants/{tid}?cascade=true", tenant=tid, roles=roles),
+        ]
+        assert [response.status_code for response in refused] == [403] * 4
+        assert all(error_of(response)["message"] for response in refused)
+    assert client.get("/v1/tenants").get_json() == tenants_before
+
+    assert client.patch(f"/v1/tenants/{tid}", {"description": "ok"}).status_code == 200
+    assert client.post("/v1/tenants", {"name": "by-admin"}).status_code == 201
+
+
+def test_reader_reads_but_cannot_write(client: Client, app: Flask, make_world: MakeWorld) -> None:
+    """The reader role sees its tenant's inventory but every write or reveal is 403 and
+    changes nothing."""
+    b = make_world("beta")
+    tid, rid, hid, gid = b["tenant_id"], b["region_id"], b["host_id"], b["group_id"]
+    reads = [f"/v1/regions/{rid}", f"/v1/hosts/{hid}", f"/v1/groups/{gid}",
+             f"/v1/hosts/{hid}/variables", f"/v1/hosts/{hid}/secrets",
+             f"/v1/secrets/{b['secret_id']}", f"/v1/references/{b['reference_id']}"]
+    for url in reads:
+        assert client.get(url, tenant=tid, roles="reader").status_code == 200, url
+
+    before = snapshot(client, app, b)
+    writes = [
+        ("POST", f"/v1/tenants/{tid}/regions", {"name": "r2"}),
+        ("PATCH", f"/v1/regions/{rid}", {"description": "x"}),
+        ("POST", f"/v1/regions/{rid}/hosts", {"name": "new-host"}),
+        ("POST", f"/v1/regions/{rid}/hosts", [{"name": "bulk-1"}, {"name": "bulk-2"}]),
+        ("PATCH", f"/v1/hosts/{hid}", {"ssh_user": "x"}),
+        ("PUT", f"/v1/hosts/{hid}/variables", {"variables": {}}),
+        ("PATCH", f"/v1/groups/{gid}/variables", {"variables": {"x": 1}}),
+        ("DELETE", f"/v1/hosts/{hid}/variables/role", None),
+        ("POST", f"/v1/regions/{rid}/groups", {"name": "new_group"}),
+        ("POST", f"/v1/groups/{gid}/hosts", {"hosts": [b["spare_host_id"]]}),
+        ("POST", f"/v1/hosts/{hid}/secrets", {"name": "s2", "kind": "opaque", "content": "x"}),
+        ("PATCH", f"/v1/secrets/{b['secret_id']}", {"name": "renamed"}),
+        ("POST", f"/v1/secrets/{b['secret_id']}/reveal", None),
+        ("DELETE", f"/v1/references/{b['reference_id']}", None),
+        ("DELETE", f"/v1/hosts/{hid}", None),
+        ("DELETE", f"/v1/regions/{rid}?cascade=true", None),
+    ]
+    statuses = {(method, url): client.request(method, url, body, tenant=tid,
+                                              roles="reader").status_code
+                for method, url, body in writes}
+    assert {key: status for key, status in statuses.items() if status != 403} == {}
+    assert snapshot(client, app, b) == before
+
+
+def test_member_writes_inventory_but_cannot_reveal(client: Client, make_world: MakeWorld) -> None:
+    """The member role creates and changes inventory, but revealing a secret is 403."""
+    b = make_world("beta")
+    tid, rid = b["tenant_id"], b["region_id"]
+    host = client.create(f"/v1/regions/{rid}/hosts", {"name": "by-member"}, tenant=tid,
+                         roles="member")
+    changed = client.patch(f"/v1/hosts/{host['id']}", {"variables": {"a": 1}}, tenant=tid,
+                           roles="member")
+    assert changed.status_code == 200 and changed.get_json()["variables"] == {"a": 1}
+    secret = client.create(f"/v1/hosts/{host['id']}/secrets",
+                           {"name": "pw", "kind": "password", "content": "s3cret"},
+                           tenant=tid, roles="member")
+
+    refused = client.post(f"/v1/secrets/{secret['id']}/reveal", tenant=tid, roles="member")
+    assert refused.status_code == 403
+    assert "s3cret" not in refused.get_data(as_text=True)
+    assert "secrets:reveal" in error_of(refused)["message"]
+
+
+@pytest.mark.parametrize("roles", ["secret-reader", "reader,secret-reader", "admin"])
+def test_secret_reader_or_admin_can_reveal(
+        client: Client, roles: str, make_world: MakeWorld) -> None:
+    """A caller with the secret-reader role (alone or with reader) or the admin role reveals
+    its tenant's secrets."""
+    b = make_world("beta")
+    revealed = client.post(f"/v1/secrets/{b['secret_id']}/reveal", tenant=b["tenant_id"],
+                           roles=roles)
+    assert revealed.status_code == 200, revealed.get_json()
+    assert revealed.get_json()["content"].startswith("pw-beta")
+
+
+@pytest.mark.parametrize("roles", ["", "auditor"])
+def test_unknown_roles_may_do_nothing(client: Client, roles: str, make_world: MakeWorld) -> None:
+    """A scoped caller without any known role may not even read (403)."""
+    b = make_world("beta")
+    response = client.get(f"/v1/hosts/{b['host_id']}", tenant=b["tenant_id"], roles=roles)
+    assert response.status_code == 403
+    assert error_of(response)["message"]
+
+
+@pytest.mark.parametrize("value", ["abc", "", "-1", "1.5", "0x10", "1,2", "\u00b2"])
+def test_bad_tenant_header_is_400_naming_it(client: Client, value: str) -> None:
+    """An X-Craton-Tenant that is not a tenant id answers 400 naming the header."""
+    response = client.get("/v1/hosts", headers={"X-Craton-Tenant": value})
+    assert response.status_code == 400, response.get_json()
+    error = error_of(response)
+    assert "X-Craton-Tenant" in error["message"]
+    assert "X-Craton-Tenant" in error["fields"]
+
+
+def test_huge_tenant_header_is_not_a_server_error(client: Client) -> None:
+    """A tenant id beyond any database integer is refused or finds nothing, never a 500."""
+    response = client.get("/v1/hosts", tenant=10**30, roles="reader")
+    assert response.status_code in (200, 400, 404), response.get_json()
+    if response.status_code == 200:
+        assert response.get_json()["items"] == []
+
+
+# --- Deleting parents --------------------------------------------------------------------------
+
+
+def _gone(client: Client, world: World) -> dict[str, int]:
+    urls = {
+        "tenant": f"/v1/tenants/{world['tenant_id']}",
+        "region": f"/v1/regions/{world['region_id']}",
+        "host": f"/v1/hosts/{world['host_id']}",
+        "spare host": f"/v1/hosts/{world['spare_host_id']}",
+        "group": f"/v1/groups/{world['group_id']}",
+        "child": f"/v1/groups/{world['child_id']}",
+        "secret": f"/v1/secrets/{world['secret_id']}",
+        "reference": f"/v1/references/{world['reference_id']}",
+    }
+    return {what: client.get(url).status_code for what, url in urls.items()}
+
+
+def test_deleting_a_tenant_with_content_needs_cascade(
+        client: Client, app: Flask, make_world: MakeWorld) -> None:
+    """Deleting a tenant that still has regions is 409 and changes nothing; with cascade=true
+    it removes the tenant and everything in it, and nothing of other tenants."""
+    a, b = make_world("alpha"), make_world("beta")
+    before_a, before_b = snapshot(client, app, a), snapshot(client, app, b)
+
+    refused = client.delete(f"/v1/tenants/{a['tenant_id']}")
+    assert refused.status_code == 409
+    assert "cascade" in error_of(refused)["message"]
+    assert snapshot(client, app, a) == before_a
+
+    assert client.delete(f"/v1/tenants/{a['tenant_id']}?cascade=true").status_code == 204
+    assert set(_gone(client, a).values()) == {404}
+    assert _ids(client.get(f"/v1/hosts?region_id={a['region_id']}")) == []
+    assert snapshot(client, app, b) == before_b
+
+
+def test_deleting_a_tenant_with_an_empty_region_needs_cascade(client: Client) -> None:
+    """A region counts as content even when it is empty; an empty tenant goes without
+    cascade."""
+    tenant = client.create("/v1/tenants", {"name": "t-empty-region"})
+    region = client.create(f"/v1/tenants/{tenant['id']}/regions", {"name": "r"})
+    assert client.delete(f"/v1/tenants/{tenant['id']}").status_code == 409
+    assert client.get(f"/v1/regions/{region['id']}").status_code == 200
+    assert client.delete(f"/v1/regions/{region['id']}").status_code == 204
+    assert client.delete(f"/v1/tenants/{tenant['id']}").status_code == 204
+    assert client.get(f"/v1/tenants/{tenant['id']}").status_code == 404
+
+
+@pytest.mark.parametrize("content", ["hosts and groups", "groups only", "hosts only"])
+def test_deleting_a_region_with_content_needs_cascade(
+        client: Client, content: str, make_world: MakeWorld) -> None:
+    """A region holding hosts or groups is 409 on delete and keeps everything; cascade=true
+    removes it with its hosts, groups, secrets and references."""
+    world = make_world("alpha")
+    rid = world["region_id"]
+    if content == "groups only":
+        client.delete(f"/v1/hosts/{world['host_id']}")
+        client.delete(f"/v1/hosts/{world['spare_host_id']}")
+    elif content == "hosts only":
+        for gid in (world["group_id"], world["child_id"], world["spare_group_id"]):
+            assert client.delete(f"/v1/groups/{gid}").status_code == 204
+    before = client.get(f"/v1/regions/{rid}/hosts").get_json(), client.get(
+        f"/v1/regions/{rid}/groups").get_json()
+
+    refused = client.delete(f"/v1/regions/{rid}", tenant=world["tenant_id"], roles="member")
+    assert refused.status_code == 409
+    assert "cascade" in error_of(refused)["message"]
+    assert (client.get(f"/v1/regions/{rid}/hosts").get_json(),
+            client.get(f"/v1/regions/{rid}/groups").get_json()) == before
+
+    deleted = client.delete(f"/v1/regions/{rid}?cascade=true", tenant=world["tenant_id"],
+                            roles="member")
+    assert deleted.status_code == 204
+    statuses = _gone(client, world)
+    assert statuses.pop("tenant") == 200
+    assert set(statuses.values()) == {404}
+    assert _ids(client.get(f"/v1/hosts?region_id={rid}")) == []
+    assert _ids(client.get(f"/v1/groups?region_id={rid}")) == []

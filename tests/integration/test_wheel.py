@@ -1,0 +1,37 @@
+"""An installed wheel (not a source checkout) carries its migrations: craton-manage db upgrade
+works from a plain install."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+import venv
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_installed_wheel_migrates_a_database(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--no-build-isolation", str(REPO), "-w", str(wheels)],
+                   check=True, capture_output=True)
+    (wheel,) = wheels.glob("craton-*.whl")
+    target = tmp_path / "venv"
+    venv.create(target, with_pip=True)
+    subprocess.run([str(target / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps",
+                    "--no-index", str(wheel)], check=True, capture_output=True)
+    dependencies = sysconfig.get_paths()["purelib"]
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": dependencies,
+           "CRATON_DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path)}
+    done = subprocess.run([str(target / "bin" / "python"), "-m", "craton.cmd.manage", "db",
+                           "upgrade"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "database at revision 0001" in done.stdout
+    located = subprocess.run(
+        [str(target / "bin" / "python"), "-c",
+         "import craton.db.migrate as m; print(m.script_location())"],
+        env=env, capture_output=True, text=True, cwd=tmp_path, check=True).stdout.strip()
+    assert located == str(target / "share" / "craton" / "alembic")
