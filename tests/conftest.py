@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,10 @@ from craton.db.session import Database
 from tests import services
 
 BACKENDS = ("sqlite", "mariadb")
+
+# Tools installed with Craton (ansible-playbook, ansible-inventory, ansible-runner, the craton
+# commands) live beside the interpreter; tests may run without the virtualenv activated.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

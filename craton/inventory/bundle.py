@@ -39,7 +39,9 @@ import dataclasses
 import gzip
 import hashlib
 import io
+import itertools
 import json
+import operator
 import re
 import tarfile
 import zipfile
@@ -187,14 +189,14 @@ class PreparedBundle:
             .where(*host_conditions(self.spec.filter))
             .order_by(Host.name, HostVariable.key)
         )
-        rows = iter(self._stream(stmt, STREAM_ROWS))
-        pending = next(rows, None)
+        by_host = itertools.groupby(self._stream(stmt, STREAM_ROWS), key=operator.itemgetter(0))
+        pending = next(by_host, None)
         for host in self.hosts:
-            own: dict[str, str] = {}
-            while pending is not None and pending[0] == host.id:
-                own[pending[1]] = pending[2]
-                pending = next(rows, None)
-            yield host, own
+            if pending is not None and pending[0] == host.id:
+                yield host, {key: value for _, key, value in pending[1]}
+                pending = next(by_host, None)
+            else:
+                yield host, {}
 
     def facts(self, host: HostRecord, own: dict[str, str]) -> HostFacts:
         key = self.key_files.get(host.id)
@@ -595,10 +597,11 @@ class TarStream:
             info.uname = info.gname = ""
             return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
         block = bytearray(_USTAR_TEMPLATE)
+        mode, size = b"%07o\0" % entry.mode, b"%011o\0" % len(entry.data)
         block[0:len(name)] = name
-        block[100:108] = b"%07o\0" % entry.mode
-        block[124:136] = b"%011o\0" % len(entry.data)
-        block[148:156] = b"%06o\0 " % sum(block)
+        block[100:108] = mode
+        block[124:136] = size
+        block[148:156] = b"%06o\0 " % (_USTAR_TEMPLATE_SUM + sum(name) + sum(mode) + sum(size))
         return bytes(block)
 
 
@@ -616,6 +619,7 @@ def _ustar_template() -> bytes:
 
 
 _USTAR_TEMPLATE = _ustar_template()
+_USTAR_TEMPLATE_SUM = sum(_USTAR_TEMPLATE)
 
 
 class ZipStream:

@@ -91,9 +91,11 @@ class GroupNode:
         return {k: v for k, v in self.variables.items() if k != PRIORITY}
 
     def layers(self) -> list[Layer]:
+        # Bundles hold them as _references/<name>.json, which Ansible loads in file-name
+        # order ("base-extra.json" before "base.json"): the same order here.
         found: list[Layer] = [
             (Source("reference", ref.id, ref.name), ref.variables)
-            for ref in sorted(self.references, key=lambda ref: ref.name)
+            for ref in sorted(self.references, key=lambda ref: f"{ref.name}.json")
         ]
         found.append((Source("group", self.id, self.name), self.plain_variables))
         return found

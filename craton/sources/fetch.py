@@ -16,9 +16,11 @@ import contextlib
 import dataclasses
 import fcntl
 import hashlib
+import http.client
 import os
 import re
 import subprocess
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -88,14 +90,15 @@ class Fetcher:
         commit = self.resolve_commit(url, ref)
         mirror = self.mirror(url, commit)
         spec = f"{commit}:{path}"
-        size = self._git(["cat-file", "-s", spec], cwd=mirror, what=f"{path} at {commit[:12]}",
-                         missing=f"no file {path!r} at commit {commit[:12]}")
-        if int(size) > self.sources.max_bytes:
-            raise FetchRefused(f"{path} is {int(size)} bytes; the limit is "
+        missing = f"no file {path!r} at commit {commit[:12]}"
+        kind = self._git(["cat-file", "-t", spec], cwd=mirror, what=spec, missing=missing)
+        if kind.strip() != "blob":
+            raise FetchFailed(f"{path!r} at commit {commit[:12]} is a {kind.strip()}, not a file")
+        size = int(self._git(["cat-file", "-s", spec], cwd=mirror, what=spec, missing=missing))
+        if size > self.sources.max_bytes:
+            raise FetchRefused(f"{path} is {size} bytes; the limit is "
                                f"{self.sources.max_bytes} ([sources] max_bytes)")
-        content = subprocess.run(["git", "cat-file", "blob", spec], cwd=mirror, env=self._env(),
-                                 capture_output=True, timeout=self.sources.git_timeout,
-                                 check=True).stdout
+        content = self._git_bytes(["cat-file", "blob", spec], cwd=mirror, what=spec)
         return Fetched(content=content, pin=f"commit:{commit}")
 
     def resolve_commit(self, url: str, ref: str | None) -> str:
@@ -108,7 +111,7 @@ class Fetcher:
             sha, _, name = line.partition("\t")
             refs[name] = sha
         for name in (f"refs/tags/{wanted}^{{}}", f"refs/tags/{wanted}", f"refs/heads/{wanted}",
-                     wanted):
+                     f"{wanted}^{{}}", wanted):
             if name in refs:
                 return refs[name]
         if HEX_SHA.fullmatch(wanted):
@@ -150,23 +153,40 @@ class Fetcher:
     # --- internals ------------------------------------------------------------------------
 
     def _fetch_http(self, url: str) -> bytes:
+        """One GET, all of it within http_timeout (not per socket read: a server trickling a
+        byte at a time is cut off too), refusing short and oversized bodies."""
         request = urllib.request.Request(url, headers={"User-Agent": "craton"})
         opener = urllib.request.build_opener(_HttpOnlyRedirects())
+        limit, timeout = self.sources.max_bytes, self.sources.http_timeout
+        deadline = time.monotonic() + timeout
         try:
-            with opener.open(request, timeout=self.sources.http_timeout) as response:
-                content = response.read(self.sources.max_bytes + 1)
+            with opener.open(request, timeout=timeout) as response:
+                parts: list[bytes] = []
+                size = 0
+                while size <= limit:
+                    if time.monotonic() > deadline:
+                        raise FetchFailed(f"GET {url}: not complete within {timeout}s")
+                    part = response.read1(min(65536, limit + 1 - size))
+                    if not part:
+                        break
+                    parts.append(part)
+                    size += len(part)
+                if size <= limit and response.length:
+                    raise FetchFailed(f"GET {url}: the connection closed "
+                                      f"{response.length} bytes short of the announced length")
         except urllib.error.HTTPError as error:
             raise FetchFailed(f"GET {url} answered {error.code} {error.reason}") from None
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            reason = getattr(error, "reason", error)
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
+            reason = getattr(error, "reason", None) or error.__class__.__name__
             raise FetchFailed(f"GET {url} failed: {reason}") from None
-        if len(content) > self.sources.max_bytes:
-            raise FetchRefused(f"{url} is larger than {self.sources.max_bytes} bytes "
-                               "([sources] max_bytes)")
-        return content
+        if size > limit:
+            raise FetchRefused(f"{url} is larger than {limit} bytes ([sources] max_bytes)")
+        return b"".join(parts)
 
     def _read_file(self, path: Path) -> bytes:
         try:
+            if path.exists() and not path.is_file() and not path.is_dir():
+                raise FetchFailed(f"{path} is not a regular file")
             size = path.stat().st_size
             if size > self.sources.max_bytes:
                 raise FetchRefused(f"{path} is {size} bytes; the limit is "
@@ -207,6 +227,16 @@ class Fetcher:
         if done.returncode != 0:
             detail = (done.stderr.strip().splitlines() or ["failed"])[-1]
             raise FetchFailed(missing or f"{what}: {detail}")
+        return done.stdout
+
+    def _git_bytes(self, args: list[str], *, what: str, cwd: Path) -> bytes:
+        try:
+            done = subprocess.run(["git", *args], cwd=cwd, env=self._env(), capture_output=True,
+                                  timeout=self.sources.git_timeout)
+        except subprocess.TimeoutExpired:
+            raise FetchFailed(f"{what}: no answer within {self.sources.git_timeout}s") from None
+        if done.returncode != 0:
+            raise FetchFailed(f"{what}: git {args[0]} failed")
         return done.stdout
 
     def _env(self) -> dict[str, str]:
