@@ -173,13 +173,15 @@ class PreparedBundle:
     # --- entries --------------------------------------------------------------------------
 
     def entries(self) -> Iterator[Entry]:
-        files: dict[str, str] = {}
+        files: list[bytes] = []
         layout = ansible_layout if self.spec.layout == "ansible" else per_host_layout
         for entry in layout(self):
             safe_path(entry.path)
-            files[entry.path] = hashlib.sha256(entry.data).hexdigest()
+            files.append(b'  "%s": "%s"' % (entry.path.encode(),
+                                           hashlib.sha256(entry.data).hexdigest().encode()))
             yield entry
-        yield Entry("manifest.json", _json_document(self.manifest(files)))
+        files.sort()
+        yield Entry("manifest.json", _json_document(self.manifest(_Lines(files, b"{}"))))
 
     def host_variables(self) -> Iterator[tuple[HostRecord, dict[str, str]]]:
         """Each host (by name) with its own variables, streamed from one query."""
@@ -237,9 +239,15 @@ class PreparedBundle:
         for partition in result.partitions():
             yield from partition
 
-    def manifest(self, files: dict[str, str]) -> dict[str, Any]:
+    def manifest(self, files: _Lines) -> dict[str, Any]:
+        """What the bundle holds. The two lists that grow with the fleet — hosts and files —
+        arrive as encoded lines, so a 100,000-host manifest is never held as objects."""
         graph = self.snapshot.graph
         names = {node.id: node.name for node in graph.nodes.values()}
+        encode = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
+        hosts = (b"  " + encode({"id": h.id, "name": h.name,
+                                 "groups": sorted(names[g] for g in h.groups)}).encode()
+                 for h in self.hosts)
         return {
             "craton": {"bundle_format": BUNDLE_FORMAT, "version": __version__},
             "region": {"id": self.snapshot.id, "name": self.snapshot.name,
@@ -248,8 +256,7 @@ class PreparedBundle:
             "filters": {k: v for k, v in self.spec.filter.as_query().items()
                         if k != "region_id"},
             "secrets": "included" if self.include_secrets else "omitted",
-            "hosts": [{"id": h.id, "name": h.name,
-                       "groups": sorted(names[g] for g in h.groups)} for h in self.hosts],
+            "hosts": _Lines(hosts, b"[]"),
             "groups": [{"name": node.name,
                         "parents": sorted(names[p] for p in node.parents),
                         "depends_on": sorted(names[d] for d in node.depends_on)}
@@ -467,14 +474,17 @@ def hosts_yml(graph: GroupGraph, hosts: list[HostRecord], snapshot: RegionSnapsh
 # --- JSON (dynamic inventory) --------------------------------------------------------------------
 
 def _stream_json(bundle: PreparedBundle) -> Iterator[bytes]:
-    """Ansible's dynamic-inventory JSON: groups with hosts, children and vars, and every host's
-    own variables under ``_meta.hostvars`` (Ansible merges them itself)."""
+    """Ansible's dynamic-inventory JSON: groups with hosts, children and vars, and under
+    ``_meta.hostvars`` every host's fully resolved variables — which override whatever group
+    vars Ansible merges below them, so a script inventory sees exactly what the API resolves.
+    Group vars are there to read; ``ansible_group_priority`` only as the integer Craton orders
+    by (one from a reference file stays an ordinary variable, in hostvars)."""
     graph, snapshot = bundle.snapshot.graph, bundle.snapshot
     yield b'{"_meta": {"hostvars": {'
     chunk: list[str] = []
     first = True
     for host, own in bundle.host_variables():
-        variables = {**derived_variables(bundle.facts(host, own)), **own}
+        variables = resolve_fast(snapshot.variables, graph, host.groups, bundle.facts(host, own))
         body = ", ".join(f"{json.dumps(k)}: {variables[k]}" for k in sorted(variables))
         chunk.append(("" if first else ",") + f"\n  {json.dumps(host.name)}: {{{body}}}")
         first = False
@@ -501,8 +511,9 @@ def _stream_json(bundle: PreparedBundle) -> Iterator[bytes]:
         merged: dict[str, str] = {}
         for _, values in node.layers():
             merged.update(values)
+        merged.pop(PRIORITY, None)
         if PRIORITY in node.variables:
-            merged[PRIORITY] = node.variables[PRIORITY]
+            merged[PRIORITY] = str(node.priority)
         groups[node.name] = {"children": sorted(children_of.get(node.id, [])),
                              "hosts": sorted(members.get(node.id, [])),
                              "vars": _decoded(merged)}
@@ -515,22 +526,37 @@ def _decoded(encoded: dict[str, str]) -> dict[str, Any]:
     return {key: json.loads(value) for key, value in encoded.items()}
 
 
+@dataclasses.dataclass
+class _Lines:
+    """A large list or object of a JSON document, given as its items' encoded lines."""
+
+    lines: Iterable[bytes]
+    brackets: bytes
+
+
 def _json_document(data: dict[str, Any]) -> bytes:
     """Sorted JSON, one top-level key per line and one line per item of a top-level list or
     object: readable, and encoded by the C encoder (indentation would force the slow one)."""
     compact = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
-    lines = []
+    lines: list[bytes] = []
     for key in sorted(data):
         value = data[key]
+        if isinstance(value, _Lines):
+            body = b",\n".join(value.lines)
+            opening, closing = value.brackets[:1], value.brackets[1:]
+            lines.append(b'"%s": %s\n%s\n%s' % (key.encode(), opening, body, closing)
+                         if body else b'"%s": %s' % (key.encode(), value.brackets))
+            continue
         if isinstance(value, list) and value:
             body = ",\n".join(f"  {compact(item)}" for item in value)
-            lines.append(f"{compact(key)}: [\n{body}\n]")
+            text = f"{compact(key)}: [\n{body}\n]"
         elif isinstance(value, dict) and value:
             body = ",\n".join(f"  {compact(k)}: {compact(value[k])}" for k in sorted(value))
-            lines.append(f"{compact(key)}: {{\n{body}\n}}")
+            text = f"{compact(key)}: {{\n{body}\n}}"
         else:
-            lines.append(f"{compact(key)}: {compact(value)}")
-    return ("{\n" + ",\n".join(lines) + "\n}\n").encode()
+            text = f"{compact(key)}: {compact(value)}"
+        lines.append(text.encode())
+    return b"{\n" + b",\n".join(lines) + b"\n}\n"
 
 
 # --- archive writers ------------------------------------------------------------------------------

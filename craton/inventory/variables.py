@@ -22,6 +22,7 @@ from craton.db.models import (
 )
 from craton.errors import NotFound, invalid
 from craton.inventory.names import variable_key_problem
+from craton.inventory.resolve import PRIORITY
 
 Owner = Region | Group | Host
 Encoded = dict[str, tuple[str, str]]
@@ -88,6 +89,11 @@ def delete_variable(owner: Owner, key: str) -> None:
 
 def _apply(owner: Owner, updates: Encoded, *, remove_others: bool,
            deletions: tuple[str, ...]) -> bool:
+    if isinstance(owner, Group) and PRIORITY in updates:
+        value = json.loads(updates[PRIORITY][0])
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise invalid({f"variables.{PRIORITY}": "must be an integer: Ansible orders a "
+                                                    "host's groups by it"})
     row_class = VARIABLE_MODELS[type(owner)]
     current = {row.key: row for row in owner.variable_rows}
     changed = False
