@@ -109,12 +109,43 @@ class SourcesSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class JobsSettings:
+    engine: str = _opt(
+        "embedded",
+        "embedded: the API process runs jobs itself (no Redis needed). distributed: jobs are "
+        "posted to a Redis jobboard and craton-worker processes run them.",
+    )
+    concurrent_jobs: int = _opt(4, "Jobs one process (API or worker) runs at the same time.")
+    default_forks: int = _opt(5, "Hosts a job runs at once when it does not say.")
+    max_forks: int = _opt(100, "Most hosts a job may run at once.")
+    work_dir: str = _opt("", "Where jobs unpack bundles and sources. Empty: <data_dir>/jobs.")
+    host_key_checking: bool = _opt(
+        True, "Let Ansible check SSH host keys (turn off only for throw-away hosts).")
+    claim_expiry: int = _opt(
+        15, "Seconds a worker's claim on a job lasts without a heartbeat before another "
+            "worker may take the job over (distributed engine).")
+    keep_work_dirs: bool = _opt(False, "Keep a job's unpacked bundle after it ends.")
+
+
+@dataclasses.dataclass(frozen=True)
+class RedisSettings:
+    url: str = _opt(
+        "",
+        "Redis URL (redis://127.0.0.1:6379/0). Events are also published to per-job streams "
+        "there; the distributed engine's jobboard lives there. Empty: no Redis.",
+    )
+    stream_max_len: int = _opt(100000, "Events kept in each job's Redis stream.")
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     DEFAULT: DefaultSettings = dataclasses.field(default_factory=DefaultSettings)
     database: DatabaseSettings = dataclasses.field(default_factory=DatabaseSettings)
     api: ApiSettings = dataclasses.field(default_factory=ApiSettings)
     secrets: SecretsSettings = dataclasses.field(default_factory=SecretsSettings)
     sources: SourcesSettings = dataclasses.field(default_factory=SourcesSettings)
+    jobs: JobsSettings = dataclasses.field(default_factory=JobsSettings)
+    redis: RedisSettings = dataclasses.field(default_factory=RedisSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -128,6 +159,12 @@ class Settings:
     def cache_dir(self) -> Path:
         return Path(self.sources.cache_dir).expanduser() if self.sources.cache_dir else (
             self.data_dir / "cache"
+        )
+
+    @property
+    def jobs_dir(self) -> Path:
+        return Path(self.jobs.work_dir).expanduser() if self.jobs.work_dir else (
+            self.data_dir / "jobs"
         )
 
     @property
@@ -246,6 +283,15 @@ def _validate(settings: Settings) -> None:
     if settings.sources.max_bytes < 1 or settings.sources.http_timeout < 1 \
             or settings.sources.git_timeout < 1:
         problems.append("[sources] max_bytes, http_timeout and git_timeout must be positive")
+    jobs = settings.jobs
+    if jobs.engine not in ("embedded", "distributed"):
+        problems.append(f"[jobs] engine: {jobs.engine!r} is not embedded or distributed")
+    if jobs.engine == "distributed" and not settings.redis.url:
+        problems.append("[jobs] engine = distributed needs [redis] url")
+    if not 1 <= jobs.default_forks <= jobs.max_forks:
+        problems.append("[jobs] default_forks must be between 1 and max_forks")
+    if jobs.concurrent_jobs < 1 or jobs.claim_expiry < 2:
+        problems.append("[jobs] concurrent_jobs must be at least 1 and claim_expiry at least 2")
     if problems:
         raise ConfigError("; ".join(problems))
 

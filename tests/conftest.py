@@ -100,8 +100,16 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings, database: Database) -> Flask:
-    return create_app(settings, database=database)
+def app(settings: Settings, database: Database) -> Iterator[Flask]:
+    app = create_app(settings, database=database)
+    yield app
+    app.extensions["craton"].close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Redis]:
+    with services.redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server
 
 
 class Client:

@@ -101,3 +101,43 @@ def mariadb(workdir: Path) -> Iterator[MariaDB]:
 def environment_without_craton() -> dict[str, str]:
     """os.environ minus CRATON_* settings, so a developer's own settings never leak in."""
     return {k: v for k, v in os.environ.items() if not k.startswith("CRATON_")}
+
+
+@dataclass
+class Redis:
+    port: int
+    process: subprocess.Popen[bytes]
+    workdir: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def restart(self) -> None:
+        """Stop the server and start it again on the same port (empty: --save '')."""
+        stop(self.process)
+        self.process = _start_redis(self.port, self.workdir)
+
+
+def _start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    log = workdir / f"redis-{port}.log"
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(workdir), "--logfile", str(log)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_for_port(port, process, log=log)
+    return process
+
+
+@contextlib.contextmanager
+def redis_server(workdir: Path) -> Iterator[Redis]:
+    """A private redis-server on a free loopback port, nothing persisted."""
+    if shutil.which("redis-server") is None:
+        raise RuntimeError("redis-server is not installed: run scripts/test, which installs it")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = Redis(port=port, process=_start_redis(port, workdir), workdir=workdir)
+    try:
+        yield server
+    finally:
+        stop(server.process)

@@ -20,6 +20,7 @@ from craton.config import Settings
 from craton.context import RequestContext
 from craton.db.session import Database
 from craton.errors import BadRequest, PreconditionFailed, invalid
+from craton.jobs.engine import JobSystem
 from craton.secrets.backends import SecretBackend
 from craton.sources.fetch import Fetcher
 
@@ -42,6 +43,19 @@ class Services:
     db: Database
     secrets: SecretBackend
     fetcher: Fetcher
+    _jobs: JobSystem | None = None
+
+    @property
+    def jobs(self) -> JobSystem:
+        """The job engine, started on first use (apps that never run a job start no threads)."""
+        if self._jobs is None:
+            self._jobs = JobSystem(self.settings, self.db, self.secrets, self.fetcher)
+        return self._jobs
+
+    def close(self) -> None:
+        if self._jobs is not None:
+            self._jobs.close()
+            self._jobs = None
 
 
 def services() -> Services:
@@ -118,21 +132,25 @@ def page_size(limit: int | None) -> int:
     return min(limit or api.default_page_size, api.max_page_size)
 
 
-def paginate(stmt: Select[tuple[M]], id_column: Any, args: dict[str, Any]) -> Page:
-    """Keyset pagination by id: ``marker`` is the last id seen, so pages stay stable while rows
-    are added, and page N costs what page 1 costs."""
+def paginate(stmt: Select[tuple[M]], id_column: Any, args: dict[str, Any], *,
+             newest_first: bool = False, key: str = "id") -> Page:
+    """Keyset pagination: ``marker`` is the last key seen, so pages stay stable while rows are
+    added, and page N costs what page 1 costs."""
     limit = page_size(args.get("limit"))
     if args.get("marker") is not None:
-        stmt = stmt.where(id_column > args["marker"])
-    rows = list(db_session().scalars(stmt.order_by(None).order_by(id_column).limit(limit + 1)))
+        stmt = stmt.where(id_column < args["marker"] if newest_first
+                          else id_column > args["marker"])
+    order = id_column.desc() if newest_first else id_column
+    rows = list(db_session().scalars(stmt.order_by(None).order_by(order).limit(limit + 1)))
     more = len(rows) > limit
     items = rows[:limit]
-    return Page(items=items, next=next_link(items[-1].id) if more else None)
+    return Page(items=items, next=next_link(getattr(items[-1], key)) if more else None)
 
 
-def next_link(last_id: int) -> str:
+def next_link(last: int | str, param: str = "marker") -> str:
+    """This request's URL with ``param`` moved on to ``last``."""
     query = request.args.copy()
-    query["marker"] = str(last_id)
+    query[param] = str(last)
     return f"{request.base_url}?{urlencode(list(query.items(multi=True)))}"
 
 

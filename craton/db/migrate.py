@@ -10,7 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, MetaData
+from taskflow.persistence.backends.sqlalchemy import tables as taskflow_tables
 
 from craton.db.models import Base
 
@@ -54,8 +55,18 @@ def head_revision(engine: Engine) -> str | None:
     return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
 
 
+def expected_metadata() -> MetaData:
+    """Everything the migrations build: Craton's models and TaskFlow's persistence tables."""
+    combined = MetaData()
+    for table in Base.metadata.tables.values():
+        table.to_metadata(combined)
+    taskflow_tables.fetch(combined)
+    return combined
+
+
 def schema_differences(engine: Engine) -> list[object]:
-    """What differs between the database's schema and the models (empty when they agree)."""
+    """What differs between the database's schema and what the migrations should have built
+    (empty when they agree)."""
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return list(compare_metadata(context, Base.metadata))
+        return list(compare_metadata(context, expected_metadata()))

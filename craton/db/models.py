@@ -72,6 +72,11 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
                               allow_nan=False)
 
 
+def iso_utc(moment: dt.datetime | None) -> str | None:
+    """A stored (naive UTC) time as ISO 8601 with a Z."""
+    return None if moment is None else moment.isoformat(timespec="microseconds") + "Z"
+
+
 def canonical_json(value: Any) -> str:
     """The one serialization of a variable value: sorted keys, no spaces, no NaN."""
     return _CANONICAL.encode(value)
@@ -166,6 +171,9 @@ class Host(HasVariables, Versioned, Base):
              values_callable=lambda e: [m.value for m in e], name="state"),
         default=HostState.DEFINED,
     )
+    reachable: Mapped[bool | None] = mapped_column()
+    """What the last job that tried to reach the host found (None: never tried)."""
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
 
     region: Mapped[Region] = relationship()
     variable_rows: Mapped[list[HostVariable]] = relationship(
@@ -321,6 +329,8 @@ class HostVariable(_VariableRow, Base):
     host_id: Mapped[int] = mapped_column(
         ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
     )
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    """The job whose playbook wrote this value (audit write-back); None when a user set it."""
 
 
 class SecretKind(enum.StrEnum):
@@ -366,9 +376,118 @@ class Reference(Versioned, Base):
     group: Mapped[Group] = relationship(back_populates="references")
 
 
+class JobStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class HostRunStatus(enum.StrEnum):
+    """Where one host is in one job."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    OK = "ok"
+    CHANGED = "changed"
+    FAILED = "failed"
+    UNREACHABLE = "unreachable"
+    SKIPPED = "skipped"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (HostRunStatus.PENDING, HostRunStatus.RUNNING)
+
+    @property
+    def succeeded(self) -> bool:
+        return self in (HostRunStatus.OK, HostRunStatus.CHANGED)
+
+
+def _enum(kind: type[enum.Enum], length: int, name: str) -> Enum:
+    return Enum(kind, native_enum=False, length=length, create_constraint=True,
+                values_callable=lambda e: [m.value for m in e], name=name)
+
+
+class Job(Versioned, Base):
+    """A playbook run over a selection of a region, pinned so it can be explained and repeated:
+    the source at a commit (or a directory snapshot's digest), the bundle's ETag."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index(None, "region_id", "id"), Index(None, "status"), TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id", ondelete="CASCADE"))
+    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, 16, "status"),
+                                              default=JobStatus.PENDING)
+    playbook: Mapped[str] = mapped_column(String(1024))
+    source_url: Mapped[str | None] = mapped_column(String(2048))
+    source_ref: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    source_pin: Mapped[str | None] = mapped_column(String(80))
+    """commit:<sha> for git, sha256:<digest> of a directory snapshot; None for built-ins."""
+    layout: Mapped[str] = mapped_column(String(16))
+    filters_json: Mapped[str] = mapped_column(Text)
+    plan_json: Mapped[str] = mapped_column(LongText)
+    """Who waits for whom (depends_on), fixed at submission so a resumed run is the same."""
+    forks: Mapped[int] = mapped_column(Integer)
+    check_mode: Mapped[bool] = mapped_column(default=False)
+    diff_mode: Mapped[bool] = mapped_column(default=False)
+    extra_vars_json: Mapped[str] = mapped_column(LongText)
+    bundle_etag: Mapped[str | None] = mapped_column(String(80))
+    engine: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    message: Mapped[str | None] = mapped_column(Text)
+    """Why it failed or was cancelled, when it did."""
+    started_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+
+    region: Mapped[Region] = relationship()
+
+
+class JobHost(Base):
+    """One host's part in one job."""
+
+    __tablename__ = "job_hosts"
+    __table_args__ = (Index(None, "host_id", "job_id"), LINK_TABLE_OPTIONS)
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    host_name: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id", ondelete="SET NULL"))
+    status: Mapped[HostRunStatus] = mapped_column(_enum(HostRunStatus, 16, "status"),
+                                                  default=HostRunStatus.PENDING)
+    current_task: Mapped[str | None] = mapped_column(String(1024))
+    message: Mapped[str | None] = mapped_column(Text)
+    """Ansible's last message for the host: why it failed, was unreachable or was skipped."""
+    started_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+
+
+class JobEvent(Base):
+    """The durable record of a job: every Ansible event (trimmed) and TaskFlow state change,
+    numbered per job. Readers resume by ``seq``; ``uuid`` keeps a replayed event out."""
+
+    __tablename__ = "job_events"
+    __table_args__ = (UniqueConstraint("job_id", "uuid"), LINK_TABLE_OPTIONS)
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    uuid: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    kind: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    data_json: Mapped[str] = mapped_column(LongText)
+
+
 VARIABLE_MODELS: dict[type, type[_VariableRow]] = {
     Region: RegionVariable,
     Group: GroupVariable,
     Host: HostVariable,
 }
-VERSIONED_MODELS = (Tenant, Region, Host, Group, Secret, Reference)
+VERSIONED_MODELS = (Tenant, Region, Host, Group, Secret, Reference, Job)

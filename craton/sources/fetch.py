@@ -215,12 +215,12 @@ class Fetcher:
 
     def _has_commit(self, mirror: Path, commit: str) -> bool:
         return subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=mirror,
-                              env=self._env(), capture_output=True).returncode == 0
+                              env=self.git_env(), capture_output=True).returncode == 0
 
     def _git(self, args: list[str], *, what: str, cwd: Path | None = None,
              missing: str | None = None) -> str:
         try:
-            done = subprocess.run(["git", *args], cwd=cwd, env=self._env(), capture_output=True,
+            done = subprocess.run(["git", *args], cwd=cwd, env=self.git_env(), capture_output=True,
                                   text=True, timeout=self.sources.git_timeout)
         except subprocess.TimeoutExpired:
             raise FetchFailed(f"{what}: no answer within {self.sources.git_timeout}s") from None
@@ -231,7 +231,7 @@ class Fetcher:
 
     def _git_bytes(self, args: list[str], *, what: str, cwd: Path) -> bytes:
         try:
-            done = subprocess.run(["git", *args], cwd=cwd, env=self._env(), capture_output=True,
+            done = subprocess.run(["git", *args], cwd=cwd, env=self.git_env(), capture_output=True,
                                   timeout=self.sources.git_timeout)
         except subprocess.TimeoutExpired:
             raise FetchFailed(f"{what}: no answer within {self.sources.git_timeout}s") from None
@@ -239,7 +239,8 @@ class Fetcher:
             raise FetchFailed(f"{what}: git {args[0]} failed")
         return done.stdout
 
-    def _env(self) -> dict[str, str]:
+    def git_env(self) -> dict[str, str]:
+        """The environment git runs in: no prompts, no user config, only safe transports."""
         return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.cache),
                 **GIT_ENV}
 

@@ -78,15 +78,31 @@ def build_world(client: Client, label: str, reference_url: str) -> World:
                             "content": f"pw-{label}"})
     reference = client.create(f"/v1/groups/{parent['id']}/references",
                               {"name": "common", "url": reference_url})
+    job = finished_job(client, rid)
     return {
         "tenant_id": tenant["id"], "region_id": rid, "group_id": parent["id"],
         "child_id": child["id"], "host_id": host["id"], "secret_id": secret["id"],
-        "reference_id": reference["id"], "key": "role",
+        "reference_id": reference["id"], "job_id": job["id"], "key": "role",
         "spare_group_id": spare_group["id"], "spare_host_id": spare_host["id"],
         "names": {"tenant": tenant["name"], "region": region["name"], "group": parent["name"],
                   "child": child["name"], "host": host["name"], "spare host": spare_host["name"],
                   "spare group": spare_group["name"]},
     }
+
+
+def finished_job(client: Client, region_id: int) -> dict[str, Any]:
+    """A job of the region (the built-in ping, cancelled at once), read to the end of its
+    event stream so that it no longer changes."""
+    response = client.post("/v1/jobs", {"region_id": region_id, "playbook": "craton:ping"})
+    assert response.status_code == 202, response.get_json()
+    job = response.get_json()
+    assert client.post(f"/v1/jobs/{job['id']}/cancel").status_code == 202
+    stream = client.get(f"/v1/jobs/{job['id']}/events",
+                        headers={"Accept": "text/event-stream"})
+    assert b"event: end" in stream.get_data()
+    job = client.get(f"/v1/jobs/{job['id']}").get_json()
+    assert job["status"] == "cancelled"
+    return job
 
 
 @pytest.fixture

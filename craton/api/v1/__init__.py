@@ -1,6 +1,15 @@
 """Version 1 of the REST API: one blueprint per resource family."""
 
-from craton.api.v1 import groups, hosts, inventory, references, regions, secrets, tenants
+from craton.api.v1 import (
+    groups,
+    hosts,
+    inventory,
+    jobs,
+    references,
+    regions,
+    secrets,
+    tenants,
+)
 
 BLUEPRINTS = (tenants.blp, regions.blp, hosts.blp, groups.blp, secrets.blp, references.blp,
-              inventory.blp)
+              inventory.blp, jobs.blp)

@@ -12,7 +12,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from craton.db.models import MAX_ID, HostState, SecretKind
+from craton.db.models import MAX_ID, HostState, SecretKind, iso_utc
 
 
 class Schema(ma.Schema):
@@ -25,9 +25,7 @@ class UTCDateTime(fields.DateTime):
 
     def _serialize(self, value: dt.datetime | None, attr: str | None, obj: Any,
                    **kwargs: Any) -> str | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+        return iso_utc(value.replace(tzinfo=None) if value is not None else None)
 
 
 class IdOrName(fields.Field):
@@ -295,6 +293,112 @@ class ReferencePatchSchema(Schema):
     path = fields.String(allow_none=True)
 
 
+# --- Jobs --------------------------------------------------------------------------------------
+
+class JobFiltersSchema(HostFilterArgs):
+    class Meta:
+        exclude = ("region_id",)
+
+
+class JobSourceSchema(Schema):
+    url = fields.String(metadata={"description": "git repository (file:// works): pinned to "
+                                                 "the commit its ref names when submitted"})
+    ref = fields.String(allow_none=True, metadata={"description": "branch, tag or commit"})
+    path = fields.String(metadata={"description": "or a directory below [sources] file_roots, "
+                                                  "snapshotted when submitted"})
+
+
+class JobCreateSchema(Schema):
+    region_id = Id(required=True)
+    playbook = fields.String(required=True, validate=validate.Length(min=1, max=1024),
+                             metadata={"description": "Path inside the source, or "
+                                                      "craton:ping (built in, no source)."})
+    source = fields.Nested(JobSourceSchema, load_default=dict)
+    filters = fields.Nested(JobFiltersSchema, load_default=dict, metadata={
+        "description": "Which hosts: the same filters as the hosts list."})
+    layout = fields.String(load_default="hosts", validate=validate.OneOf(("hosts", "ansible")),
+                           metadata={"description": "hosts: one run per host, ordered by "
+                                                    "depends_on; ansible: one aggregate run"})
+    forks = fields.Integer(validate=validate.Range(min=1), metadata={
+        "description": "Hosts at once (default [jobs] default_forks)."})
+    check = fields.Boolean(load_default=False)
+    diff = fields.Boolean(load_default=False)
+    extra_vars = Variables(load_default=dict)
+
+
+class JobSchema(Schema):
+    id = fields.Integer()
+    region_id = fields.Integer()
+    status = fields.String(metadata={"description": "pending, running, succeeded, failed "
+                                                    "or cancelled"})
+    playbook = fields.String()
+    source = fields.Dict()
+    layout = fields.String()
+    filters = fields.Dict()
+    forks = fields.Integer()
+    check = fields.Boolean()
+    diff = fields.Boolean()
+    extra_vars = fields.Dict()
+    bundle_etag = fields.String(allow_none=True)
+    engine = fields.String()
+    created_by = fields.String()
+    cancel_requested = fields.Boolean()
+    message = fields.String(allow_none=True)
+    hosts = fields.Dict(metadata={"description": "Hosts per state, and total."})
+    progress = fields.Integer(metadata={"description": "Finished hosts, percent."})
+    created_at = UTCDateTime()
+    started_at = UTCDateTime(allow_none=True)
+    finished_at = UTCDateTime(allow_none=True)
+    duration = fields.Float(allow_none=True, metadata={"description": "Seconds run so far."})
+    version = fields.Integer()
+
+
+class JobListArgs(PageArgs):
+    region_id = Id()
+    status = fields.List(fields.String(validate=validate.OneOf(
+        ("pending", "running", "succeeded", "failed", "cancelled"))))
+
+
+class JobHostSchema(Schema):
+    name = fields.String(attribute="host_name")
+    host_id = fields.Integer(allow_none=True)
+    status = fields.String()
+    current_task = fields.String(allow_none=True)
+    message = fields.String(allow_none=True)
+    started_at = UTCDateTime(allow_none=True)
+    finished_at = UTCDateTime(allow_none=True)
+
+
+class JobHostListArgs(Schema):
+    status = fields.List(fields.String(validate=validate.OneOf(
+        ("pending", "running", "ok", "changed", "failed", "unreachable", "skipped"))))
+    limit = fields.Integer(validate=validate.Range(min=1))
+    marker = fields.String(metadata={"description": "The last host name already seen."})
+
+
+class JobEventSchema(Schema):
+    seq = fields.Integer()
+    kind = fields.String()
+    host = fields.String(allow_none=True)
+    created_at = fields.String()
+    data = fields.Dict()
+
+
+class JobEventArgs(Schema):
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_ID),
+                           metadata={"description": "The last sequence number already seen."})
+    limit = fields.Integer(validate=validate.Range(min=1))
+
+
+class HostStatusSchema(Schema):
+    host_id = fields.Integer()
+    name = fields.String()
+    reachable = fields.Boolean(allow_none=True)
+    last_seen_at = UTCDateTime(allow_none=True)
+    job = fields.Dict(allow_none=True, metadata={
+        "description": "Its last job: id, status, playbook, result, task, message."})
+
+
 # --- Variables ---------------------------------------------------------------------------------
 
 class VariablesSchema(Schema):
@@ -320,6 +424,9 @@ HostList = list_of(HostSchema, "HostList")
 GroupList = list_of(GroupSchema, "GroupList")
 SecretList = list_of(SecretSchema, "SecretList")
 ReferenceList = list_of(ReferenceSchema, "ReferenceList")
+JobList = list_of(JobSchema, "JobList")
+JobHostList = list_of(JobHostSchema, "JobHostList")
+JobEventList = list_of(JobEventSchema, "JobEventList")
 
 
 class ErrorBodySchema(Schema):

@@ -1,0 +1,220 @@
+"""/v1/jobs: run playbooks over a selection of a region; follow them host by host and event by
+event (a page at a time, or live as Server-Sent Events)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Response, request
+from flask.views import MethodView
+from sqlalchemy import select
+
+from craton.api.common import (
+    Blueprint,
+    Services,
+    context,
+    db_session,
+    next_link,
+    page_size,
+    paginate,
+    services,
+)
+from craton.api.v1 import schemas
+from craton.db.models import Host, Job, JobHost, utcnow
+from craton.db.scope import get_scoped, scoped_select
+from craton.errors import invalid
+from craton.jobs import service
+from craton.jobs.events import is_last
+from craton.jobs.service import JobRequest
+
+blp = Blueprint("jobs", __name__, url_prefix="/v1",
+                description="Jobs: a playbook run over a selection of a region, with per-host "
+                            "results and every event, live.")
+
+KEEPALIVE_SECONDS = 15.0
+QUIET_SECONDS = 30.0
+
+
+def job_view(job: Job, counts: dict[str, int]) -> dict[str, Any]:
+    end = job.finished_at or (utcnow() if job.started_at else None)
+    return {
+        "id": job.id, "region_id": job.region_id, "status": job.status.value,
+        "playbook": job.playbook,
+        "source": {"url": job.source_url, "ref": job.source_ref, "pin": job.source_pin},
+        "layout": job.layout, "filters": json.loads(job.filters_json), "forks": job.forks,
+        "check": job.check_mode, "diff": job.diff_mode,
+        "extra_vars": json.loads(job.extra_vars_json), "bundle_etag": job.bundle_etag,
+        "engine": job.engine, "created_by": job.created_by,
+        "cancel_requested": job.cancel_requested, "message": job.message,
+        "hosts": {**counts, "total": sum(counts.values())},
+        "progress": service.progress(counts), "created_at": job.created_at,
+        "started_at": job.started_at, "finished_at": job.finished_at,
+        "duration": (end - job.started_at).total_seconds() if job.started_at and end else None,
+        "version": job.version,
+    }
+
+
+def _job(job_id: int) -> Job:
+    return get_scoped(db_session(), context(), Job, job_id)
+
+
+def _shown(job: Job, status: int = 200, **headers: str) -> tuple[Any, int, dict[str, str]]:
+    counts = service.counts_for(db_session(), [job.id])[job.id]
+    return job_view(job, counts), status, {"ETag": f'"{job.version}"', **headers}
+
+
+@blp.route("/jobs")
+class Jobs(MethodView):
+    @blp.arguments(schemas.JobListArgs, location="query")
+    @blp.response(200, schemas.JobList)
+    def get(self, args: dict[str, Any]) -> Any:
+        """List jobs, newest first (filter by region and status)"""
+        stmt = scoped_select(context(), Job)
+        if args.get("region_id") is not None:
+            stmt = stmt.where(Job.region_id == args["region_id"])
+        if args.get("status"):
+            stmt = stmt.where(Job.status.in_(args["status"]))
+        page = paginate(stmt, Job.id, args, newest_first=True)
+        counts = service.counts_for(db_session(), [job.id for job in page.items])
+        return {"items": [job_view(job, counts[job.id]) for job in page.items],
+                "next": page.next}
+
+    @blp.arguments(schemas.JobCreateSchema)
+    @blp.response(202, schemas.JobSchema)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Start a job: pinned (source commit, hosts, plan) now, run by the engine"""
+        shared = services()
+        settings = shared.settings.jobs
+        source = data["source"]
+        job = service.submit_job(
+            db_session(), context(),
+            JobRequest(region_id=data["region_id"], playbook=data["playbook"],
+                       filters=data["filters"], source_url=source.get("url"),
+                       source_ref=source.get("ref"), source_path=source.get("path"),
+                       layout=data["layout"], forks=data.get("forks"), check=data["check"],
+                       diff=data["diff"], extra_vars=data["extra_vars"]),
+            fetcher=shared.fetcher, engine=settings.engine,
+            default_forks=settings.default_forks, max_forks=settings.max_forks)
+        db_session().commit()
+        shared.jobs.engine.submit(job.id)
+        return _shown(job, 202, Location=f"/v1/jobs/{job.id}")
+
+
+@blp.route("/jobs/<int:job_id>")
+class JobItem(MethodView):
+    @blp.response(200, schemas.JobSchema)
+    def get(self, job_id: int) -> Any:
+        """Show a job: status, hosts per state, progress, timings"""
+        return _shown(_job(job_id))
+
+
+@blp.route("/jobs/<int:job_id>/cancel")
+class JobCancel(MethodView):
+    @blp.response(202, schemas.JobSchema)
+    def post(self, job_id: int) -> Any:
+        """Cancel a job: running hosts stop within seconds, the rest are skipped"""
+        job = service.request_cancel(db_session(), context(), _job(job_id))
+        if not job.status.finished:
+            services().jobs.runtime.emit(job.id, "job", None,
+                                         {"cancel_requested_by": context().user})
+        return _shown(job, 202)
+
+
+@blp.route("/jobs/<int:job_id>/hosts")
+class JobHosts(MethodView):
+    @blp.arguments(schemas.JobHostListArgs, location="query")
+    @blp.response(200, schemas.JobHostList)
+    def get(self, args: dict[str, Any], job_id: int) -> Any:
+        """Each host of a job: its state, current task and Ansible's last message"""
+        job = _job(job_id)
+        stmt = select(JobHost).where(JobHost.job_id == job.id)
+        if args.get("status"):
+            stmt = stmt.where(JobHost.status.in_(args["status"]))
+        return paginate(stmt, JobHost.host_name, args, key="host_name")
+
+
+@blp.route("/jobs/<int:job_id>/events")
+class JobEvents(MethodView):
+    @blp.arguments(schemas.JobEventArgs, location="query")
+    @blp.response(200, schemas.JobEventList)
+    @blp.doc(responses={"200": {"content": {"text/event-stream": {
+        "schema": {"type": "string"},
+        "description": "With Accept: text/event-stream: each event as `id: <seq>` + `data: "
+                       "<json>`; reconnect with Last-Event-ID to resume."}}}})
+    def get(self, args: dict[str, Any], job_id: int) -> Any:
+        """A page of a job's events after a sequence number, or the live stream (SSE)"""
+        job = _job(job_id)
+        after = args["after"]
+        if "text/event-stream" in request.headers.get("Accept", ""):
+            last = request.headers.get("Last-Event-ID", "").strip()
+            if last:
+                if not last.isdigit():
+                    raise invalid({"Last-Event-ID": "must be an event sequence number"})
+                after = int(last)
+            return Response(event_stream(services(), job.id, after),
+                            mimetype="text/event-stream",
+                            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        limit = page_size(args.get("limit"))
+        events = services().jobs.runtime.feed.after(job.id, after, limit + 1)
+        more = len(events) > limit
+        events = events[:limit]
+        return {"items": events,
+                "next": next_link(events[-1]["seq"], "after") if more else None}
+
+
+def event_stream(shared: Services, job_id: int, after: int) -> Iterator[str]:
+    """Every event after ``after``, then new ones as they are stored, until the job ends —
+    nothing lost or repeated across reconnects, since each carries its sequence number.
+    (It runs after the request has returned, so it is handed what it needs.)"""
+    jobs = shared.jobs
+    feed = jobs.runtime.feed
+    db = shared.db
+    last = after
+    yield "retry: 2000\n\n"
+    quiet_since = time.monotonic()
+    ended = False
+    while True:
+        events = feed.after(job_id, last)
+        if not events and (ended or _gone_quiet(db, job_id)):
+            with db.transaction(write=False) as session:
+                status = session.scalar(select(Job.status).where(Job.id == job_id))
+            yield f"event: end\ndata: {json.dumps({'status': status, 'last': last})}\n\n"
+            return
+        if not events:
+            events = feed.wait(job_id, last, KEEPALIVE_SECONDS, jobs.running_here)
+            if not events:
+                if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
+                    quiet_since = time.monotonic()
+                    yield ": keepalive\n\n"
+                continue
+        for event in events:
+            if event["seq"] == last + 1:
+                yield _sse(event)
+                last = event["seq"]
+                ended = ended or is_last(event)
+        quiet_since = time.monotonic()
+
+
+def _gone_quiet(db: Any, job_id: int) -> bool:
+    """A finished job whose run ended long ago (a process that died before its flow's last
+    event): nothing more will come."""
+    with db.transaction(write=False) as session:
+        job = session.get(Job, job_id)
+        return job is None or (job.status.finished and job.finished_at is not None and
+                               (utcnow() - job.finished_at).total_seconds() > QUIET_SECONDS)
+
+
+def _sse(event: dict[str, Any]) -> str:
+    return f"id: {event['seq']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
+
+
+@blp.route("/hosts/<int:host_id>/status")
+class HostStatus(MethodView):
+    @blp.response(200, schemas.HostStatusSchema)
+    def get(self, host_id: int) -> Any:
+        """Where a host is at: its last job, the task it is in or stopped at, the result"""
+        host = get_scoped(db_session(), context(), Host, host_id)
+        return service.host_status(db_session(), host)

@@ -1,0 +1,336 @@
+"""Job events: the database is the record, Redis the fast path.
+
+Producers (ansible-runner's callback, TaskFlow's notifier) hand events to an ``EventSink``,
+which never blocks them: a writer thread batches events into ``job_events`` (numbering them per
+job), and only after the commit publishes them to the job's Redis stream — whose entry ids are
+``0-<seq>``, the same numbers — and wakes readers in this process. Redis being down or restarted
+costs latency, never an event: readers (``EventFeed``) catch up from the database by sequence
+number and use Redis only to learn, quickly, that there is more.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import queue
+import threading
+import time
+import uuid as uuidlib
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from craton.db.models import JobEvent, canonical_json, iso_utc, utcnow
+from craton.db.session import Database
+
+LOG = logging.getLogger(__name__)
+
+MAX_TEXT = 2000
+FLOW_EVENT = "taskflow.flow"
+FLOW_END_STATES = frozenset({"SUCCESS", "REVERTED", "FAILURE"})
+"""The flow's last state change is the last event of a job's run."""
+
+
+def is_last(event: Mapping[str, Any]) -> bool:
+    return event["kind"] == FLOW_EVENT and event["data"].get("state") in FLOW_END_STATES
+STREAM_KEY = "craton:job:{}:events"
+REDIS_RETRY_SECONDS = 2.0
+
+
+@dataclasses.dataclass
+class Event:
+    job_id: int
+    kind: str
+    host: str | None
+    data: dict[str, Any]
+    uuid: str = dataclasses.field(default_factory=lambda: uuidlib.uuid4().hex)
+    created_at: Any = dataclasses.field(default_factory=utcnow)
+    seq: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "kind": self.kind, "host": self.host,
+                "created_at": iso_utc(self.created_at),
+                "data": self.data}
+
+
+class Redactor:
+    """Replaces known secret text (the job's decrypted secrets) wherever it would be stored."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.needles = sorted({s for text in secrets for s in _needles(text)}, key=len,
+                              reverse=True)
+
+    def text(self, value: str) -> str:
+        for needle in self.needles:
+            if needle in value:
+                value = value.replace(needle, "[REDACTED]")
+        return value
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self.value(item) for item in value]
+        if isinstance(value, dict):
+            return {key: self.value(item) for key, item in value.items()}
+        return value
+
+
+def _needles(secret: str) -> list[str]:
+    """The secret and each of its lines long enough to be unmistakable (a key's body lines)."""
+    parts = [secret.strip(), *(line.strip() for line in secret.splitlines())]
+    return [part for part in parts if len(part) >= 8]
+
+
+def clip(text: Any) -> str | None:
+    if text is None:
+        return None
+    text = text if isinstance(text, str) else json.dumps(text, default=str)
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "…"
+
+
+class LocalWakeups:
+    """Wakes readers in this process when events of a job are committed."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._latest: dict[int, int] = {}
+
+    def committed(self, latest: Mapping[int, int]) -> None:
+        with self._condition:
+            for job_id, seq in latest.items():
+                self._latest[job_id] = max(seq, self._latest.get(job_id, 0))
+            self._condition.notify_all()
+
+    def wait(self, job_id: int, after: int, timeout: float) -> bool:
+        """True as soon as this process committed an event of ``job_id`` beyond ``after``."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while self._latest.get(job_id, 0) <= after:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._condition.wait(remaining)
+            return True
+
+
+class RedisLink:
+    """The optional Redis connection; marks itself down on an error and retries later, so a
+    Redis outage slows readers down instead of failing anything."""
+
+    def __init__(self, url: str, max_len: int) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.max_len = max_len
+        self._down_until = 0.0
+
+    @property
+    def up(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def failed(self, error: Exception) -> None:
+        if self.up:
+            LOG.warning("Redis unavailable (%s); events are read from the database", error)
+        self._down_until = time.monotonic() + REDIS_RETRY_SECONDS
+
+    def publish(self, events: list[Event]) -> None:
+        if not self.up:
+            return
+        import redis
+
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for event in events:
+                pipe.xadd(STREAM_KEY.format(event.job_id),
+                          {"e": json.dumps(event.as_dict(), default=str)},
+                          id=f"0-{event.seq}", maxlen=self.max_len, approximate=True)
+            pipe.execute(raise_on_error=False)
+        except redis.RedisError as error:
+            self.failed(error)
+
+    def read(self, job_id: int, after: int, timeout: float) -> list[dict[str, Any]] | None:
+        """Entries of the job's stream after ``after``, waiting up to ``timeout``; None when
+        Redis cannot answer."""
+        if not self.up:
+            return None
+        import redis
+
+        try:
+            found = self.client.xread({STREAM_KEY.format(job_id): f"0-{after}"}, count=1000,
+                                      block=max(1, int(timeout * 1000)))
+        except redis.RedisError as error:
+            self.failed(error)
+            return None
+        return [json.loads(fields[b"e"]) for _, entries in found for _, fields in entries]
+
+    def delete(self, job_ids: Iterable[int]) -> None:
+        import redis
+
+        keys = [STREAM_KEY.format(job_id) for job_id in job_ids]
+        if keys and self.up:
+            try:
+                self.client.delete(*keys)
+            except redis.RedisError as error:
+                self.failed(error)
+
+
+class EventSink:
+    """Takes events from any thread without blocking; a writer thread stores them in batches
+    (numbered per job), then publishes and wakes readers."""
+
+    def __init__(self, db: Database, redis_link: RedisLink | None, wakeups: LocalWakeups, *,
+                 batch: int = 1000, linger: float = 0.02) -> None:
+        self.db = db
+        self.redis = redis_link
+        self.wakeups = wakeups
+        self.batch = batch
+        self.linger = linger
+        self._queue: queue.SimpleQueue[Event | threading.Event | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="craton-events", daemon=True)
+        self._thread.start()
+
+    def emit(self, event: Event) -> None:
+        self._queue.put(event)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Return once every event emitted before the call is stored."""
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait(timeout)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            pending: list[Event] = []
+            waiters: list[threading.Event] = []
+            deadline = time.monotonic() + self.linger
+            while True:
+                if isinstance(item, threading.Event):
+                    waiters.append(item)
+                elif item is None:
+                    self._store(pending)
+                    for waiter in waiters:
+                        waiter.set()
+                    return
+                else:
+                    pending.append(item)
+                if len(pending) >= self.batch:
+                    break
+                remaining = deadline - time.monotonic()
+                try:
+                    item = self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else \
+                        self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            self._store(pending)
+            for waiter in waiters:
+                waiter.set()
+
+    def _store(self, events: list[Event]) -> None:
+        if not events:
+            return
+        stored: list[Event] = []
+        for attempt in range(5):
+            try:
+                stored = self._insert(events)
+                break
+            except IntegrityError:
+                # Another process numbered events of the same job meanwhile: number again.
+                time.sleep(0.01 * (attempt + 1))
+            except Exception:
+                LOG.exception("could not store %d job events", len(events))
+                return
+        else:
+            LOG.error("could not number %d job events after 5 attempts", len(events))
+            return
+        if self.redis is not None:
+            self.redis.publish(stored)
+        latest: dict[int, int] = {}
+        for event in stored:
+            latest[event.job_id] = event.seq
+        self.wakeups.committed(latest)
+
+    def _insert(self, events: list[Event]) -> list[Event]:
+        by_job: dict[int, list[Event]] = defaultdict(list)
+        for event in events:
+            by_job[event.job_id].append(event)
+        stored: list[Event] = []
+        with self.db.transaction() as session:
+            for job_id, job_events in by_job.items():
+                known = set(session.scalars(select(JobEvent.uuid).where(
+                    JobEvent.job_id == job_id,
+                    JobEvent.uuid.in_([e.uuid for e in job_events]))))
+                last = session.scalar(select(func.max(JobEvent.seq))
+                                      .where(JobEvent.job_id == job_id)) or 0
+                rows = []
+                for event in job_events:
+                    if event.uuid in known:
+                        continue
+                    known.add(event.uuid)
+                    last += 1
+                    event.seq = last
+                    rows.append({"job_id": job_id, "seq": event.seq, "uuid": event.uuid,
+                                 "created_at": event.created_at, "kind": event.kind,
+                                 "host": event.host,
+                                 "data_json": canonical_json(event.data)})
+                    stored.append(event)
+                if rows:
+                    session.execute(insert(JobEvent.__table__), rows)
+        return stored
+
+
+def event_row(row: JobEvent) -> dict[str, Any]:
+    return {"seq": row.seq, "kind": row.kind, "host": row.host,
+            "created_at": iso_utc(row.created_at),
+            "data": json.loads(row.data_json)}
+
+
+class EventFeed:
+    """Reads a job's events after a sequence number: from the database (the record), waiting
+    for more through this process's wake-ups, Redis, or — when neither can tell — by polling."""
+
+    POLL = 0.25
+
+    def __init__(self, db: Database, redis_link: RedisLink | None,
+                 wakeups: LocalWakeups) -> None:
+        self.db = db
+        self.redis = redis_link
+        self.wakeups = wakeups
+
+    def after(self, job_id: int, after: int, limit: int = 500) -> list[dict[str, Any]]:
+        with self.db.transaction(write=False) as session:
+            rows = session.scalars(select(JobEvent).where(
+                JobEvent.job_id == job_id, JobEvent.seq > after)
+                .order_by(JobEvent.seq).limit(limit)).all()
+            return [event_row(row) for row in rows]
+
+    def wait(self, job_id: int, after: int, timeout: float,
+             local: Callable[[int], bool]) -> list[dict[str, Any]]:
+        """Block until events after ``after`` may exist (or ``timeout``). Returns the events
+        when Redis delivered a contiguous run of them, else an empty list (read the DB)."""
+        if local(job_id):
+            self.wakeups.wait(job_id, after, timeout)
+            return []
+        if self.redis is not None:
+            found = self.redis.read(job_id, after, timeout)
+            if found is not None:
+                contiguous = [e for i, e in enumerate(found) if e["seq"] == after + 1 + i]
+                return contiguous if len(contiguous) == len(found) else []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.after(job_id, after, limit=1):
+                return []
+            if self.wakeups.wait(job_id, after, self.POLL):
+                return []
+        return []

@@ -1,0 +1,201 @@
+"""Run a playbook with ansible-runner and read what happened from Ansible's own callbacks.
+
+``run_playbook`` is a thin façade: it starts ansible-runner on a private data directory (a
+bundle), turns each runner event into a trimmed Craton event (what a user needs — task, host,
+changed, Ansible's message; never a task's full result, which may hold anything the playbook
+read), and folds the events into one outcome per host: ok, changed, failed, unreachable or
+skipped, with Ansible's message and any ``craton_audit`` facts the playbook set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+from craton.db.models import HostRunStatus
+from craton.jobs.events import Redactor, clip
+
+AUDIT_FACT = "craton_audit"
+
+HOST_EVENTS = {
+    "runner_on_start", "runner_on_ok", "runner_on_failed", "runner_on_unreachable",
+    "runner_on_skipped", "runner_item_on_ok", "runner_item_on_failed",
+    "runner_item_on_skipped", "runner_retry", "runner_on_async_failed", "runner_on_async_ok",
+}
+
+
+@dataclasses.dataclass
+class HostOutcome:
+    status: HostRunStatus = HostRunStatus.PENDING
+    current_task: str | None = None
+    message: str | None = None
+    changed: bool = False
+    failed: bool = False
+    audit: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class RunOutcome:
+    status: str
+    """ansible-runner's: successful, failed, canceled, timeout, error."""
+    rc: int | None
+    hosts: dict[str, HostOutcome]
+    message: str | None = None
+
+
+OnEvent = Callable[[str, str | None, dict[str, Any], str], None]
+"""(kind, host, data, uuid) for each Ansible event, trimmed."""
+OnHost = Callable[[str, HostOutcome], None]
+"""Called when a host starts a task or reaches a final state."""
+
+
+def ansible_env(host_key_checking: bool) -> dict[str, str]:
+    return {
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        "ANSIBLE_HOST_KEY_CHECKING": "1" if host_key_checking else "0",
+        "ANSIBLE_LOCALHOST_WARNING": "0",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+        # ansible-runner starts ansible-playbook: the one beside this interpreter.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+
+
+def trim(event: dict[str, Any], redactor: Redactor) -> tuple[str, str | None, dict[str, Any]]:
+    """What Craton keeps of a runner event: (kind, host, data)."""
+    kind = event.get("event", "unknown")
+    data_in = event.get("event_data") or {}
+    host = data_in.get("host") or data_in.get("remote_addr")
+    data: dict[str, Any] = {}
+    for key in ("play", "task", "task_action", "duration", "ignore_errors"):
+        if data_in.get(key) not in (None, ""):
+            data[key] = data_in[key]
+    result = data_in.get("res")
+    if isinstance(result, dict):
+        if "changed" in result:
+            data["changed"] = bool(result["changed"])
+        if "rc" in result:
+            data["rc"] = result["rc"]
+        message = message_of(result)
+        if message:
+            data["msg"] = message
+        if "item" in result or "_ansible_item_label" in result:
+            data["item"] = clip(result.get("_ansible_item_label", result.get("item")))
+    if kind == "playbook_on_stats":
+        data["stats"] = {key: data_in.get(key, {}) for key in
+                         ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored")}
+    if host is None and event.get("stdout") and kind in ("verbose", "error", "warning",
+                                                          "playbook_on_no_hosts_matched",
+                                                          "playbook_on_no_hosts_remaining"):
+        data["stdout"] = clip(event["stdout"])
+    return kind, host, redactor.value(data)
+
+
+def message_of(result: dict[str, Any]) -> str | None:
+    """Ansible's own words for a result: msg, else stderr, else reason."""
+    for key in ("msg", "stderr", "reason", "exception"):
+        value = result.get(key)
+        if value:
+            return clip(value)
+    return None
+
+
+class HostTracker:
+    """Folds events into each host's state."""
+
+    def __init__(self, on_host: OnHost | None) -> None:
+        self.hosts: dict[str, HostOutcome] = {}
+        self.on_host = on_host
+
+    def outcome(self, host: str) -> HostOutcome:
+        return self.hosts.setdefault(host, HostOutcome())
+
+    def see(self, kind: str, host: str | None, event_data: dict[str, Any],
+            data: dict[str, Any]) -> None:
+        if host is None:
+            if kind == "playbook_on_stats":
+                self.finish(event_data)
+            return
+        state = self.outcome(host)
+        result = event_data.get("res") if isinstance(event_data.get("res"), dict) else {}
+        if kind == "runner_on_start":
+            state.status = HostRunStatus.RUNNING
+            state.current_task = data.get("task")
+            self._tell(host, state)
+        elif kind in ("runner_on_ok", "runner_item_on_ok", "runner_on_async_ok"):
+            state.changed |= bool(result.get("changed"))
+            facts = result.get("ansible_facts") or {}
+            if isinstance(facts.get(AUDIT_FACT), dict):
+                state.audit.update(facts[AUDIT_FACT])
+        elif kind in ("runner_on_failed", "runner_on_async_failed"):
+            if not event_data.get("ignore_errors"):
+                state.failed = True
+                state.message = data.get("msg") or "task failed"
+                state.current_task = data.get("task")
+        elif kind == "runner_on_unreachable":
+            state.status = HostRunStatus.UNREACHABLE
+            state.message = data.get("msg") or "unreachable"
+            state.current_task = data.get("task")
+            self._tell(host, state)
+
+    def finish(self, stats: dict[str, Any]) -> None:
+        """playbook_on_stats: every host Ansible ran ends in a final state."""
+        names = set().union(*(set((stats.get(key) or {}).keys()) for key in
+                              ("ok", "changed", "failures", "dark", "skipped", "processed")))
+        for host in names:
+            state = self.outcome(host)
+            if (stats.get("dark") or {}).get(host):
+                state.status = HostRunStatus.UNREACHABLE
+            elif (stats.get("failures") or {}).get(host) or state.failed:
+                state.status = HostRunStatus.FAILED
+            elif (stats.get("changed") or {}).get(host) or state.changed:
+                state.status = HostRunStatus.CHANGED
+            elif (stats.get("ok") or {}).get(host):
+                state.status = HostRunStatus.OK
+            else:
+                state.status = HostRunStatus.SKIPPED
+                state.message = state.message or "every task was skipped"
+            self._tell(host, state)
+
+    def _tell(self, host: str, state: HostOutcome) -> None:
+        if self.on_host is not None:
+            self.on_host(host, state)
+
+
+def run_playbook(private_data_dir: Path, project_dir: Path, playbook: str, *,
+                 forks: int, check: bool, diff: bool, extra_vars: dict[str, Any],
+                 host_key_checking: bool, on_event: OnEvent, on_host: OnHost | None,
+                 cancelled: Callable[[], bool], redactor: Redactor,
+                 limit: str | None = None, ident: str = "run") -> RunOutcome:
+    """Run ``playbook`` (a path inside ``project_dir``) on the inventory of
+    ``private_data_dir``; report every event and every host's changes as they happen."""
+    tracker = HostTracker(on_host)
+
+    def handle(event: dict[str, Any]) -> bool:
+        kind, host, data = trim(event, redactor)
+        tracker.see(kind, host, event.get("event_data") or {}, data)
+        on_event(kind, host, data, event.get("uuid") or "")
+        return True
+
+    cmdline = " ".join(flag for flag, wanted in (("--check", check), ("--diff", diff))
+                       if wanted)
+    runner = ansible_runner.run(
+        private_data_dir=str(private_data_dir), project_dir=str(project_dir),
+        playbook=playbook, forks=forks, extravars=extra_vars or None, limit=limit,
+        cmdline=cmdline or None, envvars=ansible_env(host_key_checking), quiet=True,
+        event_handler=handle, cancel_callback=cancelled, ident=ident,
+        settings={"suppress_output_file": True, "suppress_ansible_output": True},
+    )
+    message = None
+    if runner.status not in ("successful", "failed"):
+        message = f"ansible-runner ended {runner.status}"
+    elif runner.rc != 0 and not tracker.hosts:
+        message = f"ansible-playbook exited with status {runner.rc} before running any host"
+    return RunOutcome(status=runner.status, rc=runner.rc, hosts=tracker.hosts, message=message)

@@ -1,0 +1,98 @@
+"""What running jobs needs from the process: settings, database, secrets, sources, the event
+sink. TaskFlow rebuilds flows from an importable factory — possibly in another process, after
+a crash — so tasks cannot hold these objects: they look their runtime up by a key both sides
+share, the database URL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from craton.config import Settings
+from craton.context import RequestContext
+from craton.db.models import Job
+from craton.db.session import Database
+from craton.jobs.events import Event, EventFeed, EventSink, LocalWakeups, RedisLink
+from craton.secrets.backends import SecretBackend
+from craton.sources.fetch import Fetcher
+
+_RUNTIMES: dict[str, JobRuntime] = {}
+_LOCK = threading.Lock()
+CANCEL_CHECK_SECONDS = 1.0
+
+
+class JobRuntime:
+    def __init__(self, settings: Settings, db: Database, secrets: SecretBackend,
+                 fetcher: Fetcher) -> None:
+        self.settings = settings
+        self.db = db
+        self.secrets = secrets
+        self.fetcher = fetcher
+        self.key = db.url
+        self.wakeups = LocalWakeups()
+        self.redis = RedisLink(settings.redis.url, settings.redis.stream_max_len) \
+            if settings.redis.url else None
+        self.sink = EventSink(db, self.redis, self.wakeups)
+        self.feed = EventFeed(db, self.redis, self.wakeups)
+        self.local_jobs: set[int] = set()
+        self._cancel_checked: dict[int, tuple[float, bool]] = {}
+        self._taskflow_backend: Any = None
+
+    def emit(self, job_id: int, kind: str, host: str | None, data: dict[str, Any],
+             uuid: str | None = None) -> None:
+        event = Event(job_id=job_id, kind=kind, host=host, data=data)
+        if uuid:
+            event.uuid = uuid
+        self.sink.emit(event)
+
+    def cancelled(self, job_id: int) -> bool:
+        """Whether someone asked to cancel the job (read from the database at most once a
+        second, since ansible-runner asks often)."""
+        checked_at, answer = self._cancel_checked.get(job_id, (0.0, False))
+        if answer or time.monotonic() - checked_at < CANCEL_CHECK_SECONDS:
+            return answer
+        with self.db.transaction(write=False) as session:
+            answer = bool(session.scalar(
+                Job.__table__.select().with_only_columns(Job.cancel_requested)
+                .where(Job.id == job_id)))
+        self._cancel_checked[job_id] = (time.monotonic(), answer)
+        return answer
+
+    def taskflow_backend(self) -> Any:
+        """TaskFlow's persistence, in Craton's own database (tables made by our migrations)."""
+        if self._taskflow_backend is None:
+            from taskflow.persistence import backends
+
+            self._taskflow_backend = backends.fetch({"connection": self.db.url})
+        return self._taskflow_backend
+
+    def close(self) -> None:
+        self.sink.close()
+        if self._taskflow_backend is not None:
+            self._taskflow_backend.close()
+
+
+def register(runtime: JobRuntime) -> None:
+    with _LOCK:
+        _RUNTIMES[runtime.key] = runtime
+
+
+def unregister(runtime: JobRuntime) -> None:
+    with _LOCK:
+        if _RUNTIMES.get(runtime.key) is runtime:
+            del _RUNTIMES[runtime.key]
+
+
+def runtime(key: str) -> JobRuntime:
+    try:
+        return _RUNTIMES[key]
+    except KeyError:
+        raise RuntimeError(f"no job runtime for {key!r} in this process") from None
+
+
+def job_context(tenant_id: int, job_id: int) -> RequestContext:
+    """Who a job acts as: its tenant, allowed to read the secrets it needs to reach hosts —
+    which never leave the server (the work directory is private and events are redacted)."""
+    return RequestContext(tenant_id=tenant_id, user=f"job:{job_id}", roles=frozenset({"admin"}),
+                          is_admin=False, request_id=f"job-{job_id}")

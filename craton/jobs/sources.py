@@ -1,0 +1,130 @@
+"""Playbook sources: pinned when a job is submitted, checked out when it runs.
+
+A git source is pinned to the commit its ref names; a directory (below ``[sources]
+file_roots``) is copied into the cache under the digest of its content, so the job runs — and
+can be re-run later — on exactly what was there when it was submitted. ``craton:ping`` is the
+built-in reachability playbook and needs no source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import stat
+import subprocess
+import tarfile
+from pathlib import Path
+
+from craton.errors import invalid
+from craton.inventory.references import path_problem
+from craton.sources.fetch import Fetcher, FetchFailed
+
+PING = "craton:ping"
+PING_PLAYBOOK = """\
+- name: Craton reachability check
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: ping
+      ansible.builtin.ping:
+"""
+MAX_FILES = 20000
+MAX_BYTES = 200 * 1024 * 1024
+
+
+def pin_source(fetcher: Fetcher, url: str | None, ref: str | None, path: str | None,
+               playbook: str) -> str | None:
+    """Pin the job's source; 422 naming the field when the playbook is not in it."""
+    if playbook == PING:
+        if url or path:
+            raise invalid({"source": f"{PING} is built in and takes no source"})
+        return None
+    problem = path_problem(playbook)
+    if problem is not None:
+        raise invalid({"playbook": problem})
+    if url:
+        commit = fetcher.resolve_commit(url, ref)
+        mirror = fetcher.mirror(url, commit)
+        kind = subprocess.run(["git", "cat-file", "-t", f"{commit}:{playbook}"], cwd=mirror,
+                              capture_output=True, text=True, env=fetcher.git_env())
+        if kind.stdout.strip() != "blob":
+            raise invalid({"playbook": f"no file {playbook!r} at commit {commit[:12]}"})
+        return f"commit:{commit}"
+    if path:
+        root = fetcher.local_path(Path(path).resolve().as_uri())
+        if not root.is_dir():
+            raise invalid({"source.path": "is not a directory"})
+        if not (root / playbook).is_file():
+            raise invalid({"playbook": f"no file {playbook!r} in {root}"})
+        digest = snapshot_directory(root, fetcher.cache / "sources")
+        return f"sha256:{digest}"
+    raise invalid({"source": "needs a git url (with an optional ref) or a directory path"})
+
+
+def snapshot_directory(root: Path, cache: Path) -> str:
+    """Copy ``root`` into ``cache/<digest>`` (regular files and directories only) and return
+    the digest of its paths, modes and contents."""
+    files: list[tuple[str, Path]] = []
+    total = 0
+    for directory, subdirs, names in os.walk(root):
+        subdirs.sort()
+        # os.walk lists a symlinked directory among subdirs without entering it: check it too.
+        for name in sorted(names) + [d for d in subdirs if (Path(directory) / d).is_symlink()]:
+            full = Path(directory) / name
+            mode = full.lstat().st_mode
+            if not stat.S_ISREG(mode):
+                raise invalid({"source.path": f"{full.relative_to(root)} is not a regular file "
+                                              "(links and devices are not copied)"})
+            total += full.stat().st_size
+            files.append((str(full.relative_to(root)), full))
+            if len(files) > MAX_FILES or total > MAX_BYTES:
+                raise invalid({"source.path": f"is larger than {MAX_FILES} files or "
+                                              f"{MAX_BYTES} bytes"})
+    digest = hashlib.sha256()
+    for relative, full in files:
+        digest.update(f"{relative}\0{full.stat().st_mode & 0o111:o}\0".encode())
+        digest.update(hashlib.sha256(full.read_bytes()).digest())
+    pin = digest.hexdigest()
+    target = cache / pin
+    if not target.exists():
+        partial = cache / f".{pin}.{os.getpid()}"
+        shutil.rmtree(partial, ignore_errors=True)
+        for relative, full in files:
+            (partial / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(full, partial / relative)
+        partial.mkdir(parents=True, exist_ok=True)
+        partial.rename(target)
+    return pin
+
+
+def checkout(fetcher: Fetcher, url: str | None, pin: str | None, playbook: str,
+             target: Path) -> None:
+    """Put the pinned source into ``target`` (the job's project directory)."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    if playbook == PING:
+        (target / "ping.yml").write_text(PING_PLAYBOOK)
+        return
+    kind, _, value = (pin or "").partition(":")
+    if kind == "commit" and url:
+        mirror = fetcher.mirror(url, value)
+        archive = subprocess.run(["git", "archive", "--format=tar", value], cwd=mirror,
+                                 capture_output=True, env=fetcher.git_env())
+        if archive.returncode != 0:
+            raise FetchFailed(f"git archive {value[:12]} of {url} failed")
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(target, filter="data")
+        return
+    if kind == "sha256":
+        snapshot = fetcher.cache / "sources" / value
+        if not snapshot.is_dir():
+            raise FetchFailed(f"the source snapshot {value[:12]} is no longer in the cache")
+        shutil.copytree(snapshot, target, dirs_exist_ok=True)
+        return
+    raise FetchFailed(f"cannot check out a source pinned as {pin!r}")
+
+
+def playbook_path(playbook: str) -> str:
+    return "ping.yml" if playbook == PING else playbook
