@@ -135,6 +135,9 @@ class RedisSettings:
         "there; the distributed engine's jobboard lives there. Empty: no Redis.",
     )
     stream_max_len: int = _opt(100000, "Events kept in each job's Redis stream.")
+    prefix: str = _opt(
+        "craton", "Prefix of Craton's Redis keys; give each installation sharing one Redis "
+                  "its own.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -44,7 +44,13 @@ class CratonServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from craton.api import create_app
 
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        services = app.extensions["craton"]
+        if self.settings.jobs.engine == "embedded":
+            resumed = services.jobs.engine.resume_interrupted()
+            if resumed:
+                logging.getLogger("craton").info("resuming interrupted jobs %s", resumed)
+        return app
 
 
 def is_loopback(host: str) -> bool:
@@ -75,6 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     if settings.api.auth_strategy == "noauth" and not is_loopback(host):
         print(f"craton-api: refusing to serve without authentication on {host}; noauth is "
               "only allowed on a loopback address", file=sys.stderr)
+        return 2
+    from craton.db import migrate
+    from craton.db.session import make_engine
+
+    engine = make_engine(settings.database_url)
+    try:
+        problem = migrate.schema_problem(engine)
+    finally:
+        engine.dispose()
+    if problem:
+        print(f"craton-api: {problem}", file=sys.stderr)
         return 2
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     # gunicorn reads sys.argv for its own options: give it none.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from collections.abc import Callable
@@ -65,6 +66,35 @@ def demo_load(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def jobs_prune(settings: Settings, args: argparse.Namespace) -> int:
+    """Delete finished jobs older than --older-than, with their hosts, events, TaskFlow
+    logbooks and Redis streams."""
+    from craton.jobs.engine import JobSystem
+    from craton.jobs.service import prune_jobs
+    from craton.secrets.backends import load_backend
+    from craton.sources.fetch import Fetcher
+
+    db = Database(settings.database_url)
+    system = JobSystem(settings, db, load_backend(settings), Fetcher(settings))
+    try:
+        with db.transaction() as session:
+            pruned = prune_jobs(session, args.older_than)
+        system.forget(pruned)
+        print(f"pruned {len(pruned)} job(s)")
+    finally:
+        system.close()
+        db.dispose()
+    return 0
+
+
+def duration(text: str) -> dt.timedelta:
+    """'30d', '12h', '90m' or '45s'."""
+    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30d, 12h, 90m, 45s")
+    return dt.timedelta(**{units[text[-1]]: int(text[:-1])})
+
+
 def openapi(settings: Settings, args: argparse.Namespace) -> int:
     """Print the OpenAPI document (what api-ref/openapi.json holds)."""
     from craton.api import create_app
@@ -106,11 +136,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo_commands.add_parser("load", help="create the demo fleet unless it exists"
                              ).set_defaults(func=demo_load)
 
+    jobs = groups.add_parser("jobs", help="jobs")
+    jobs_commands = jobs.add_subparsers(dest="command", required=True)
+    prune = jobs_commands.add_parser("prune", help="delete finished jobs older than a duration")
+    prune.add_argument("--older-than", type=duration, required=True,
+                       help="e.g. 30d (days), 12h, 90m, 45s")
+    prune.set_defaults(func=jobs_prune)
+
     api = groups.add_parser("api", help="the REST API")
     api_commands = api.add_subparsers(dest="command", required=True)
     api_commands.add_parser("openapi", help="print the OpenAPI document"
                             ).set_defaults(func=openapi)
     return parser
+
+
+NEEDS_SCHEMA = (demo_load, jobs_prune)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,6 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"craton-manage: {error}", file=sys.stderr)
         return 2
+    if args.func in NEEDS_SCHEMA:
+        engine = _engine(settings)
+        try:
+            problem = migrate.schema_problem(engine)
+        finally:
+            engine.dispose()
+        if problem:
+            print(f"craton-manage: {problem}", file=sys.stderr)
+            return 2
     return args.func(settings, args)
 
 

@@ -64,6 +64,15 @@ def expected_metadata() -> MetaData:
     return combined
 
 
+def schema_problem(engine: Engine) -> str | None:
+    """Why the database cannot be used as it is (not migrated to the newest schema)."""
+    current, head = current_revision(engine), head_revision(engine)
+    if current == head:
+        return None
+    return (f"the database schema is at revision {current or 'base (empty)'}, not {head}: "
+            "run `craton-manage db upgrade`")
+
+
 def schema_differences(engine: Engine) -> list[object]:
     """What differs between the database's schema and what the migrations should have built
     (empty when they agree)."""

@@ -52,6 +52,8 @@ class CreatedHost:
     created_at: dt.datetime
     updated_at: dt.datetime
     version: int = 1
+    reachable: bool | None = None
+    last_seen_at: dt.datetime | None = None
 
 
 def clean_host_fields(data: Mapping[str, Any], prefix: str = "") -> tuple[dict[str, Any],

@@ -54,6 +54,7 @@ class HostFilter:
     """(key, value): the host's own variable ``key`` equals ``value``; value None: key is set."""
     states: tuple[HostState, ...] = ()
     ip_address: str | None = None
+    reachable: bool | None = None
 
     def as_query(self) -> dict[str, Any]:
         """The filter as query parameters (for ``next`` links and job records)."""
@@ -73,6 +74,8 @@ class HostFilter:
             query["state"] = [state.value for state in self.states]
         if self.ip_address is not None:
             query["ip_address"] = self.ip_address
+        if self.reachable is not None:
+            query["reachable"] = self.reachable
         return query
 
 
@@ -124,6 +127,7 @@ def build_filter(args: Mapping[str, Any], region_id: int | None = None) -> HostF
         variables=variables,
         states=tuple(HostState(state) for state in args.get("state") or ()),
         ip_address=ip_address,
+        reachable=args.get("reachable"),
     )
 
 
@@ -193,6 +197,8 @@ def host_conditions(flt: HostFilter) -> list[ColumnElement[bool]]:
         conditions.append(Host.state.in_(flt.states))
     if flt.ip_address is not None:
         conditions.append(Host.ip_address == flt.ip_address)
+    if flt.reachable is not None:
+        conditions.append(Host.reachable.is_(flt.reachable))
     return conditions
 
 

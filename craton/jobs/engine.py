@@ -80,12 +80,17 @@ def run_job(rt: JobRuntime, job_id: int) -> None:
         if forks is None:
             return
         _, flow_detail = logbook_for(rt, job_id)
-        with futurist.ThreadPoolExecutor(max_workers=forks) as executor:
+        # futurist's idle threads look for shutdown once a second: don't wait for them, or
+        # each job would hold its slot a second after it ended.
+        executor = futurist.ThreadPoolExecutor(max_workers=forks)
+        try:
             engine = engines.load_from_detail(
                 flow_detail, store=store_for(rt, job_id), backend=rt.taskflow_backend(),
                 engine="parallel", executor=executor)
             with EventListener(engine, rt, job_id):
                 engine.run()
+        finally:
+            executor.shutdown(wait=False)
     except Exception as error:
         LOG.exception("job %s stopped", job_id)
         _fail_unfinished(rt, job_id, error)
@@ -150,6 +155,16 @@ class JobSystem:
             from craton.jobs.distributed import DistributedEngine
 
             self.engine = DistributedEngine(self.runtime)
+
+    def forget(self, job_ids: list[int]) -> None:
+        """Drop what TaskFlow and Redis still hold of deleted jobs."""
+        backend = self.runtime.taskflow_backend()
+        with contextlib.closing(backend.get_connection()) as connection:
+            for job_id in job_ids:
+                with contextlib.suppress(taskflow_errors.NotFound):
+                    connection.destroy_logbook(book_uuid(job_id))
+        if self.runtime.redis is not None:
+            self.runtime.redis.delete(job_ids)
 
     def running_here(self, job_id: int) -> bool:
         return job_id in self.runtime.local_jobs

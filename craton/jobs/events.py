@@ -37,8 +37,10 @@ FLOW_END_STATES = frozenset({"SUCCESS", "REVERTED", "FAILURE"})
 
 def is_last(event: Mapping[str, Any]) -> bool:
     return event["kind"] == FLOW_EVENT and event["data"].get("state") in FLOW_END_STATES
-STREAM_KEY = "craton:job:{}:events"
 REDIS_RETRY_SECONDS = 2.0
+REDIS_SOCKET_TIMEOUT = 5.0
+REDIS_BLOCK_SECONDS = 2.0
+"""A blocking read must end before the socket times out, or Redis would look down."""
 
 
 @dataclasses.dataclass
@@ -80,10 +82,17 @@ class Redactor:
         return value
 
 
+MIN_SECRET = 4
+MIN_SECRET_LINE = 8
+
+
 def _needles(secret: str) -> list[str]:
-    """The secret and each of its lines long enough to be unmistakable (a key's body lines)."""
-    parts = [secret.strip(), *(line.strip() for line in secret.splitlines())]
-    return [part for part in parts if len(part) >= 8]
+    """The whole secret (a password may be short), and each of its lines long enough to be
+    unmistakable (a key's body lines)."""
+    whole = secret.strip()
+    lines = [line.strip() for line in secret.splitlines()]
+    return ([whole] if len(whole) >= MIN_SECRET else []) + [
+        line for line in lines if len(line) >= MIN_SECRET_LINE]
 
 
 def clip(text: Any) -> str | None:
@@ -122,12 +131,17 @@ class RedisLink:
     """The optional Redis connection; marks itself down on an error and retries later, so a
     Redis outage slows readers down instead of failing anything."""
 
-    def __init__(self, url: str, max_len: int) -> None:
+    def __init__(self, url: str, max_len: int, prefix: str = "craton") -> None:
         import redis
 
-        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.client = redis.Redis.from_url(url, socket_timeout=REDIS_SOCKET_TIMEOUT,
+                                           socket_connect_timeout=2)
         self.max_len = max_len
+        self.prefix = prefix
         self._down_until = 0.0
+
+    def stream(self, job_id: int) -> str:
+        return f"{self.prefix}:job:{job_id}:events"
 
     @property
     def up(self) -> bool:
@@ -146,7 +160,7 @@ class RedisLink:
         try:
             pipe = self.client.pipeline(transaction=False)
             for event in events:
-                pipe.xadd(STREAM_KEY.format(event.job_id),
+                pipe.xadd(self.stream(event.job_id),
                           {"e": json.dumps(event.as_dict(), default=str)},
                           id=f"0-{event.seq}", maxlen=self.max_len, approximate=True)
             pipe.execute(raise_on_error=False)
@@ -160,9 +174,10 @@ class RedisLink:
             return None
         import redis
 
+        block = min(timeout, REDIS_BLOCK_SECONDS)
         try:
-            found = self.client.xread({STREAM_KEY.format(job_id): f"0-{after}"}, count=1000,
-                                      block=max(1, int(timeout * 1000)))
+            found = self.client.xread({self.stream(job_id): f"0-{after}"}, count=1000,
+                                      block=max(1, int(block * 1000)))
         except redis.RedisError as error:
             self.failed(error)
             return None
@@ -171,7 +186,7 @@ class RedisLink:
     def delete(self, job_ids: Iterable[int]) -> None:
         import redis
 
-        keys = [STREAM_KEY.format(job_id) for job_id in job_ids]
+        keys = [self.stream(job_id) for job_id in job_ids]
         if keys and self.up:
             try:
                 self.client.delete(*keys)
@@ -322,12 +337,16 @@ class EventFeed:
         if local(job_id):
             self.wakeups.wait(job_id, after, timeout)
             return []
-        if self.redis is not None:
-            found = self.redis.read(job_id, after, timeout)
-            if found is not None:
+        deadline = time.monotonic() + timeout
+        while self.redis is not None and self.redis.up and time.monotonic() < deadline:
+            found = self.redis.read(job_id, after, deadline - time.monotonic())
+            if found:
                 contiguous = [e for i, e in enumerate(found) if e["seq"] == after + 1 + i]
                 return contiguous if len(contiguous) == len(found) else []
-        deadline = time.monotonic() + timeout
+            if found is None:
+                break
+            if self.after(job_id, after, limit=1):
+                return []
         while time.monotonic() < deadline:
             if self.after(job_id, after, limit=1):
                 return []

@@ -160,7 +160,7 @@ class RunHost(task.Task):
             status = _skip(rt, job_id, self.host, "the host left the inventory after the job "
                                                   "was submitted")
         else:
-            outcome = _run(rt, job, private, limit=None, ident=f"job-{job_id}")
+            outcome = _run(rt, job, private, limit=None, mark=f"job-{job_id}/{self.host}")
             status = _record_host(rt, job_id, self.host, outcome.hosts.get(self.host), outcome)
         return {"host": self.host, "status": status.value}
 
@@ -193,13 +193,13 @@ class RunAggregate(task.Task):
                 _skip(rt, job_id, host, "the job was cancelled before this host ran")
             return
         outcome = _run(rt, job, work_dir(rt, job_id) / "bundle", limit=",".join(todo),
-                       ident=f"job-{job_id}")
+                       mark=f"job-{job_id}/*")
         for host in todo:
             _record_host(rt, job_id, host, outcome.hosts.get(host), outcome)
 
 
 def _run(rt: JobRuntime, job: Job, private: Path, *, limit: str | None,
-         ident: str) -> RunOutcome:
+         mark: str) -> RunOutcome:
     secrets_dir = private / "secrets"
     secrets = [p.read_text(errors="replace") for p in secrets_dir.rglob("*") if p.is_file()] \
         if secrets_dir.is_dir() else []
@@ -218,7 +218,7 @@ def _run(rt: JobRuntime, job: Job, private: Path, *, limit: str | None,
         extra_vars=json.loads(job.extra_vars_json),
         host_key_checking=rt.settings.jobs.host_key_checking, on_event=on_event,
         on_host=on_host, cancelled=lambda: rt.cancelled(job.id), redactor=Redactor(secrets),
-        limit=limit, ident=ident)
+        limit=limit, mark=mark, ident=f"job-{job.id}")
 
 
 def _recorded_status(rt: JobRuntime, job_id: int, host: str) -> HostRunStatus | None:
@@ -267,8 +267,9 @@ def _record_host(rt: JobRuntime, job_id: int, host: str, state: HostOutcome | No
     with rt.db.transaction() as session:
         host_id = session.scalar(select(JobHost.host_id).where(JobHost.job_id == job_id,
                                                                JobHost.host_name == host))
-        if host_id is not None and state.status is not HostRunStatus.SKIPPED:
-            reached = state.status is not HostRunStatus.UNREACHABLE
+        unreachable = state.status is HostRunStatus.UNREACHABLE
+        if host_id is not None and (unreachable or state.contacted):
+            reached = not unreachable
             values: dict[str, Any] = {"reachable": reached}
             if reached:
                 values["last_seen_at"] = now

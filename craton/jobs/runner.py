@@ -9,9 +9,14 @@ skipped, with Ansible's message and any ``craton_audit`` facts the playbook set.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,9 @@ from craton.db.models import HostRunStatus
 from craton.jobs.events import Redactor, clip
 
 AUDIT_FACT = "craton_audit"
+RUN_MARK = "CRATON_RUN"
+"""Set in every run's environment; its local descendants inherit it, so what a killed run
+left behind (Ansible's workers start their own sessions) can still be found and stopped."""
 
 HOST_EVENTS = {
     "runner_on_start", "runner_on_ok", "runner_on_failed", "runner_on_unreachable",
@@ -37,6 +45,8 @@ class HostOutcome:
     message: str | None = None
     changed: bool = False
     failed: bool = False
+    contacted: bool = False
+    """A module ran on the host (not only controller-side actions like debug or fail)."""
     audit: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -94,8 +104,41 @@ def trim(event: dict[str, Any], redactor: Redactor) -> tuple[str, str | None, di
     if host is None and event.get("stdout") and kind in ("verbose", "error", "warning",
                                                           "playbook_on_no_hosts_matched",
                                                           "playbook_on_no_hosts_remaining"):
-        data["stdout"] = clip(event["stdout"])
+        # ssh-add's "Identity added: <work dir path> (<key comment>)" says nothing a user
+        # needs and something they should not see.
+        lines = [line for line in event["stdout"].splitlines()
+                 if not line.startswith("Identity added:")]
+        if any(line.strip() for line in lines):
+            data["stdout"] = clip("\n".join(lines))
     return kind, host, redactor.value(data)
+
+
+def kill_marked(mark: str) -> int:
+    """Kill every process whose environment holds ``CRATON_RUN=<mark>`` — or, when ``mark``
+    ends with "/", any mark it begins ("job-7/" matches all of job 7's runs). Returns how
+    many were signalled."""
+    needle = f"\0{RUN_MARK}={mark}".encode() + (b"" if mark.endswith("/") else b"\0")
+    killed = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = b"\0" + (entry / "environ").read_bytes() + b"\0"
+        except OSError:
+            continue
+        if needle in environ:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+    return killed
+
+
+def _close_control_sockets(directory: Path) -> None:
+    """Ask each persisted SSH master of the run to exit, then drop the directory."""
+    for socket in directory.glob("*"):
+        subprocess.run(["ssh", "-o", f"ControlPath={socket}", "-O", "exit", "craton"],
+                       capture_output=True, timeout=10, check=False)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def message_of(result: dict[str, Any]) -> str | None:
@@ -131,10 +174,12 @@ class HostTracker:
             self._tell(host, state)
         elif kind in ("runner_on_ok", "runner_item_on_ok", "runner_on_async_ok"):
             state.changed |= bool(result.get("changed"))
+            state.contacted |= "invocation" in result
             facts = result.get("ansible_facts") or {}
             if isinstance(facts.get(AUDIT_FACT), dict):
                 state.audit.update(facts[AUDIT_FACT])
         elif kind in ("runner_on_failed", "runner_on_async_failed"):
+            state.contacted |= "invocation" in result
             if not event_data.get("ignore_errors"):
                 state.failed = True
                 state.message = data.get("msg") or "task failed"
@@ -172,7 +217,7 @@ class HostTracker:
 def run_playbook(private_data_dir: Path, project_dir: Path, playbook: str, *,
                  forks: int, check: bool, diff: bool, extra_vars: dict[str, Any],
                  host_key_checking: bool, on_event: OnEvent, on_host: OnHost | None,
-                 cancelled: Callable[[], bool], redactor: Redactor,
+                 cancelled: Callable[[], bool], redactor: Redactor, mark: str,
                  limit: str | None = None, ident: str = "run") -> RunOutcome:
     """Run ``playbook`` (a path inside ``project_dir``) on the inventory of
     ``private_data_dir``; report every event and every host's changes as they happen."""
@@ -186,13 +231,25 @@ def run_playbook(private_data_dir: Path, project_dir: Path, playbook: str, *,
 
     cmdline = " ".join(flag for flag, wanted in (("--check", check), ("--diff", diff))
                        if wanted)
-    runner = ansible_runner.run(
-        private_data_dir=str(private_data_dir), project_dir=str(project_dir),
-        playbook=playbook, forks=forks, extravars=extra_vars or None, limit=limit,
-        cmdline=cmdline or None, envvars=ansible_env(host_key_checking), quiet=True,
-        event_handler=handle, cancel_callback=cancelled, ident=ident,
-        settings={"suppress_output_file": True, "suppress_ansible_output": True},
-    )
+    # SSH connections Ansible keeps open (ControlPersist) must never outlive this run: in a
+    # shared directory, a later job — another tenant's, or one after a key was revoked —
+    # would ride an open session without its own key being checked. A private, short path
+    # (sockets have a ~104-byte limit) per run.
+    control_dir = tempfile.mkdtemp(prefix="craton-cp-")
+    kill_marked(mark)  # what a run of the same mark left behind (its worker died)
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=str(private_data_dir), project_dir=str(project_dir),
+            playbook=playbook, forks=forks, extravars=extra_vars or None, limit=limit,
+            cmdline=cmdline or None, quiet=True, event_handler=handle,
+            envvars={**ansible_env(host_key_checking),
+                     "ANSIBLE_SSH_CONTROL_PATH_DIR": control_dir, RUN_MARK: mark},
+            cancel_callback=cancelled, ident=ident,
+            settings={"suppress_output_file": True, "suppress_ansible_output": True},
+        )
+    finally:
+        _close_control_sockets(Path(control_dir))
+        kill_marked(mark)
     message = None
     if runner.status not in ("successful", "failed"):
         message = f"ansible-runner ended {runner.status}"

@@ -31,8 +31,8 @@ class JobRuntime:
         self.fetcher = fetcher
         self.key = db.url
         self.wakeups = LocalWakeups()
-        self.redis = RedisLink(settings.redis.url, settings.redis.stream_max_len) \
-            if settings.redis.url else None
+        self.redis = RedisLink(settings.redis.url, settings.redis.stream_max_len,
+                               settings.redis.prefix) if settings.redis.url else None
         self.sink = EventSink(db, self.redis, self.wakeups)
         self.feed = EventFeed(db, self.redis, self.wakeups)
         self.local_jobs: set[int] = set()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from craton.errors import invalid
 from craton.inventory.references import path_problem
-from craton.sources.fetch import Fetcher, FetchFailed
+from craton.sources.fetch import Fetcher, FetchFailed, FetchRefused
 
 PING = "craton:ping"
 PING_PLAYBOOK = """\
@@ -44,6 +44,14 @@ def pin_source(fetcher: Fetcher, url: str | None, ref: str | None, path: str | N
     problem = path_problem(playbook)
     if problem is not None:
         raise invalid({"playbook": problem})
+    try:
+        return _pin(fetcher, url, ref, path, playbook)
+    except FetchRefused as error:
+        raise invalid({"source.url" if url else "source.path": error.message}) from None
+
+
+def _pin(fetcher: Fetcher, url: str | None, ref: str | None, path: str | None,
+         playbook: str) -> str:
     if url:
         commit = fetcher.resolve_commit(url, ref)
         mirror = fetcher.mirror(url, commit)

@@ -9,7 +9,8 @@ import pytest
 from tests.conftest import Client, error_of
 
 HOST_FIELDS = {"id", "region_id", "name", "ip_address", "fqdn", "ssh_port", "ssh_user", "state",
-               "variables", "groups", "created_at", "updated_at", "version"}
+               "variables", "groups", "reachable", "last_seen_at", "created_at", "updated_at",
+               "version"}
 
 
 def hosts_url(region: dict[str, Any]) -> str:
@@ -62,6 +63,7 @@ def test_create_one_host_answers_201_with_location_etag_and_the_host(client, reg
         "region_id": region["id"], "name": "web-1", "ip_address": "10.0.0.5",
         "fqdn": "web-1.dfw.example.com", "ssh_port": 2222, "ssh_user": "deploy",
         "state": "ready", "variables": {"role": "web"}, "groups": ["web"],
+        "reachable": None, "last_seen_at": None,
     }
     assert host["created_at"].endswith("Z") and host["updated_at"].endswith("Z")
     shown = client.get(response.headers["Location"])

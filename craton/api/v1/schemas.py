@@ -139,6 +139,9 @@ class HostSchema(Stamped):
     variables = Variables(load_default=dict)
     groups = fields.List(fields.String(), attribute="group_names", dump_only=True,
                          metadata={"description": "Names of the groups it is a direct member of"})
+    reachable = fields.Boolean(dump_only=True, allow_none=True, metadata={
+        "description": "Whether the last job that tried reached it (null: never tried)."})
+    last_seen_at = UTCDateTime(dump_only=True, allow_none=True)
 
 
 class HostCreateSchema(HostSchema):
@@ -172,6 +175,8 @@ class HostFilterArgs(Schema):
     state = fields.List(fields.Enum(HostState, by_value=True),
                         metadata={"description": "Lifecycle state (repeatable: any of)."})
     ip_address = fields.String()
+    reachable = fields.Boolean(metadata={
+        "description": "What the last job found; hosts never tried match neither value."})
 
 
 class HostListArgs(HostFilterArgs, PageArgs):

@@ -1,0 +1,192 @@
+"""The job event pipeline: throughput (events stored in job_events and published to the job's
+Redis stream per second) and the delay from an event's creation to a Server-Sent Events reader
+(a real craton-api server over HTTP, in another process).
+
+Targets (issue 4): >= 5,000 events/s stored and published; p99 delay <= 100 ms.
+Starts its own redis-server (Debian's) on a free loopback port and stops it by PID.
+
+    python benchmarks/events.py [--events 50000] [--rate 1000] [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import redis
+
+from craton.api import create_app
+from craton.config import DefaultSettings, RedisSettings, Settings
+from craton.db import migrate
+from craton.db.models import Job, JobStatus
+from craton.db.session import Database
+from craton.jobs.events import Event
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing on port {port}")
+
+
+def make_region(client) -> int:
+    tenant = client.post("/v1/tenants", json={"name": "bench"}).get_json()
+    region = client.post(f"/v1/tenants/{tenant['id']}/regions", json={"name": "r"}).get_json()
+    client.post(f"/v1/regions/{region['id']}/hosts", json={"name": "h"})
+    return region["id"]
+
+
+def new_job(db: Database, region_id: int) -> int:
+    """A running job row no engine owns (an embedded server would resume its own jobs)."""
+    with db.transaction() as session:
+        job = Job(region_id=region_id, status=JobStatus.RUNNING, playbook="bench",
+                  layout="ansible", filters_json="{}", plan_json="{}", forks=1,
+                  extra_vars_json="{}", engine="benchmark", created_by="bench",
+                  cancel_requested=False)
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def throughput(system, db: Database, region_id: int, count: int, redis_url: str) -> float:
+    job_id = new_job(db, region_id)
+    runtime = system.runtime
+    payload = {"task": "a task name of a usual length", "task_action": "ansible.builtin.copy",
+               "changed": True, "msg": "x" * 80}
+    started = time.perf_counter()
+    for index in range(count):
+        runtime.sink.emit(Event(job_id=job_id, kind="runner_on_ok", host=f"h{index % 100}",
+                                data=payload))
+    runtime.sink.flush(120)
+    elapsed = time.perf_counter() - started
+    stored = redis.Redis.from_url(redis_url).xlen(runtime.redis.stream(job_id))
+    assert stored == count, (stored, count)
+    return count / elapsed
+
+
+def sse_delays(server_port: int, db: Database, region_id: int, rate: int, seconds: float,
+               emit) -> list[float]:
+    job_id = new_job(db, region_id)
+    delays: list[float] = []
+    connection = http.client.HTTPConnection("127.0.0.1", server_port, timeout=30)
+    connection.request("GET", f"/v1/jobs/{job_id}/events",
+                       headers={"Accept": "text/event-stream"})
+    response = connection.getresponse()
+    total = int(rate * seconds)
+    done = threading.Event()
+
+    def read() -> None:
+        for raw in response:
+            line = raw.decode()
+            if line.startswith("data: "):
+                event = json.loads(line[6:])
+                if "sent" not in event.get("data", {}):
+                    continue
+                created = dt.datetime.fromisoformat(event["data"]["sent"])
+                delays.append((dt.datetime.now(dt.UTC) - created).total_seconds())
+                if len(delays) >= total:
+                    break
+        done.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.5)
+    interval = 1.0 / rate
+    next_at = time.perf_counter()
+    for index in range(total):
+        emit(job_id, index)
+        next_at += interval
+        pause = next_at - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+    done.wait(30)
+    connection.close()
+    return delays
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--rate", type=int, default=1000, help="events/s for the delay run")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        redis_port = free_port()
+        redis_server = subprocess.Popen(
+            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"], stdout=subprocess.DEVNULL, start_new_session=True)
+        api = None
+        try:
+            wait_port(redis_port)
+            redis_url = f"redis://127.0.0.1:{redis_port}/0"
+            db_url = f"sqlite:///{tmp}/bench.db"
+            db = Database(db_url)
+            migrate.upgrade(db.engine)
+            settings = Settings(DEFAULT=DefaultSettings(data_dir=tmp),
+                                redis=RedisSettings(url=redis_url))
+            app = create_app(settings, database=db)
+            region_id = make_region(app.test_client())
+            system = app.extensions["craton"].jobs
+            rate = throughput(system, db, region_id, args.events, redis_url)
+            print(f"throughput: {args.events:,} events stored in job_events and published to "
+                  f"Redis at {rate:,.0f} events/s (target >= 5,000)")
+
+            port = free_port()
+            env = {**os.environ, "CRATON_DATA_DIR": tmp, "CRATON_DATABASE_URL": db_url,
+                   "CRATON_REDIS_URL": redis_url, "CRATON_LOG_LEVEL": "WARNING",
+                   "HOME": tmp}
+            api = subprocess.Popen([str(Path(sys.executable).parent / "craton-api"), "--port",
+                                    str(port)], env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+            wait_port(port)
+
+            def emit(job_id: int, index: int) -> None:
+                sent = dt.datetime.now(dt.UTC).isoformat()
+                system.runtime.sink.emit(Event(job_id=job_id, kind="runner_on_ok",
+                                               host="h", data={"sent": sent, "i": index}))
+
+            delays = sse_delays(port, db, region_id, args.rate, args.seconds, emit)
+            delays.sort()
+            p50 = statistics.median(delays) * 1000
+            p99 = delays[int(len(delays) * 0.99) - 1] * 1000
+            print(f"SSE delay over real HTTP (another process, via Redis): {len(delays):,} "
+                  f"events at {args.rate}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+                  f"max {delays[-1] * 1000:.1f} ms (target p99 <= 100 ms)")
+            app.extensions["craton"].close()
+            db.dispose()
+        finally:
+            for process in (api, redis_server):
+                if process is not None and process.poll() is None:
+                    os.killpg(process.pid, signal.SIGTERM)
+                    try:
+                        process.wait(20)
+                    except subprocess.TimeoutExpired:
+                        os.killpg(process.pid, signal.SIGKILL)
+                        process.wait(5)
+
+
+if __name__ == "__main__":
+    main()
