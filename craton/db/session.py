@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -98,6 +98,16 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextlib.contextmanager
+    def connection(self, *, write: bool = True) -> Iterator[Connection]:
+        """A Core connection in a transaction committed when the block ends normally — for
+        hot paths that write rows in bulk and need no ORM (the event sink)."""
+        with self.engine.connect() as connection:
+            if write:
+                connection = connection.execution_options(**{WRITE_OPTION: True})
+            with connection.begin():
+                yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -150,6 +150,9 @@ class JobSystem:
 
         self.runtime = JobRuntime(settings, db, secrets, fetcher)
         register(self.runtime)
+        # Loading TaskFlow's persistence plugin scans entry points (~0.7 s of CPU): at start,
+        # not in a user's first request.
+        self.runtime.taskflow_backend()
         self.engine = EmbeddedEngine(self.runtime)
         if settings.jobs.engine == "distributed":
             from craton.jobs.distributed import DistributedEngine

@@ -21,11 +21,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, or_, select
+from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 
-from craton.db.models import JobEvent, canonical_json, iso_utc, utcnow
+from craton.db.models import HostRunStatus, JobEvent, JobHost, canonical_json, iso_utc, utcnow
 from craton.db.session import Database
+from craton.db.util import chunked
 
 LOG = logging.getLogger(__name__)
 
@@ -194,9 +196,33 @@ class RedisLink:
                 self.failed(error)
 
 
+@dataclasses.dataclass
+class HostProgress:
+    """A host started a task: shown on the job's hosts, written with the next batch."""
+
+    job_id: int
+    host: str
+    task: str | None
+    at: Any = dataclasses.field(default_factory=utcnow)
+
+
+_HOSTS = JobHost.__table__
+_EVENTS = JobEvent.__table__
+_PROGRESS = (
+    sa_update(_HOSTS)
+    .where(_HOSTS.c.job_id == bindparam("b_job"), _HOSTS.c.host_name == bindparam("b_host"),
+           or_(_HOSTS.c.status == HostRunStatus.PENDING.value,
+               _HOSTS.c.status == HostRunStatus.RUNNING.value))
+    .values(status=HostRunStatus.RUNNING.value, current_task=bindparam("b_task"),
+            started_at=func.coalesce(_HOSTS.c.started_at, bindparam("b_at")))
+)
+"""One statement for a batch of hosts' progress (executemany)."""
+
+
 class EventSink:
-    """Takes events from any thread without blocking; a writer thread stores them in batches
-    (numbered per job), then publishes and wakes readers."""
+    """Takes events (and hosts' progress) from any thread without blocking — Ansible must never
+    wait for the database; a writer thread stores them in batches (events numbered per job),
+    then publishes and wakes readers."""
 
     def __init__(self, db: Database, redis_link: RedisLink | None, wakeups: LocalWakeups, *,
                  batch: int = 1000, linger: float = 0.02) -> None:
@@ -205,12 +231,16 @@ class EventSink:
         self.wakeups = wakeups
         self.batch = batch
         self.linger = linger
-        self._queue: queue.SimpleQueue[Event | threading.Event | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Event | HostProgress | threading.Event | None] = \
+            queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="craton-events", daemon=True)
         self._thread.start()
 
     def emit(self, event: Event) -> None:
         self._queue.put(event)
+
+    def progress(self, update: HostProgress) -> None:
+        self._queue.put(update)
 
     def flush(self, timeout: float = 30.0) -> None:
         """Return once every event emitted before the call is stored."""
@@ -228,13 +258,16 @@ class EventSink:
             if item is None:
                 return
             pending: list[Event] = []
+            progress: dict[tuple[int, str], HostProgress] = {}
             waiters: list[threading.Event] = []
             deadline = time.monotonic() + self.linger
             while True:
                 if isinstance(item, threading.Event):
                     waiters.append(item)
+                elif isinstance(item, HostProgress):
+                    progress[(item.job_id, item.host)] = item
                 elif item is None:
-                    self._store(pending)
+                    self._store(pending, progress)
                     for waiter in waiters:
                         waiter.set()
                     return
@@ -248,20 +281,26 @@ class EventSink:
                         self._queue.get_nowait()
                 except queue.Empty:
                     break
-            self._store(pending)
+            self._store(pending, progress)
             for waiter in waiters:
                 waiter.set()
 
-    def _store(self, events: list[Event]) -> None:
+    def _store(self, events: list[Event], progress: dict[Any, HostProgress]) -> None:
+        if progress:
+            try:
+                self._store_progress(list(progress.values()))
+            except Exception:
+                LOG.exception("could not record the progress of %d hosts", len(progress))
         if not events:
             return
         stored: list[Event] = []
         for attempt in range(5):
             try:
-                stored = self._insert(events)
+                stored = self._insert(events, skip_known=attempt > 0)
                 break
             except IntegrityError:
-                # Another process numbered events of the same job meanwhile: number again.
+                # Another process numbered events of the same job meanwhile, or an event was
+                # already stored: number again, leaving out what is there.
                 time.sleep(0.01 * (attempt + 1))
             except Exception:
                 LOG.exception("could not store %d job events", len(events))
@@ -276,18 +315,30 @@ class EventSink:
             latest[event.job_id] = event.seq
         self.wakeups.committed(latest)
 
-    def _insert(self, events: list[Event]) -> list[Event]:
+    def _store_progress(self, updates: list[HostProgress]) -> None:
+        """Hosts now running a task. Conditional, so a late update never overwrites a host
+        that has meanwhile finished."""
+        with self.db.connection() as connection:
+            connection.execute(_PROGRESS, [
+                {"b_job": u.job_id, "b_host": u.host, "b_task": u.task, "b_at": u.at}
+                for u in updates])
+
+    def _insert(self, events: list[Event], *, skip_known: bool) -> list[Event]:
+        """Number and store ``events``. The unique (job, uuid) constraint refuses an event
+        stored before; only then (``skip_known``, on a retry) are known uuids looked up."""
         by_job: dict[int, list[Event]] = defaultdict(list)
         for event in events:
             by_job[event.job_id].append(event)
         stored: list[Event] = []
-        with self.db.transaction() as session:
+        with self.db.connection() as connection:
             for job_id, job_events in by_job.items():
-                known = set(session.scalars(select(JobEvent.uuid).where(
-                    JobEvent.job_id == job_id,
-                    JobEvent.uuid.in_([e.uuid for e in job_events]))))
-                last = session.scalar(select(func.max(JobEvent.seq))
-                                      .where(JobEvent.job_id == job_id)) or 0
+                known: set[str] = set()
+                if skip_known:
+                    for chunk in chunked([e.uuid for e in job_events]):
+                        known.update(connection.scalars(select(_EVENTS.c.uuid).where(
+                            _EVENTS.c.job_id == job_id, _EVENTS.c.uuid.in_(chunk))))
+                last = connection.scalar(select(func.max(_EVENTS.c.seq))
+                                         .where(_EVENTS.c.job_id == job_id)) or 0
                 rows = []
                 for event in job_events:
                     if event.uuid in known:
@@ -301,7 +352,7 @@ class EventSink:
                                  "data_json": canonical_json(event.data)})
                     stored.append(event)
                 if rows:
-                    session.execute(insert(JobEvent.__table__), rows)
+                    connection.execute(insert(_EVENTS), rows)
         return stored
 
 

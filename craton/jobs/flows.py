@@ -41,7 +41,7 @@ from craton.errors import CratonError
 from craton.inventory.bundle import BundleSpec, prepare_bundle
 from craton.inventory.names import variable_key_problem
 from craton.inventory.select import HostFilter
-from craton.jobs.events import Redactor
+from craton.jobs.events import HostProgress, Redactor
 from craton.jobs.runner import HostOutcome, RunOutcome, run_playbook
 from craton.jobs.runtime import JobRuntime, job_context, runtime
 from craton.jobs.service import counts_for
@@ -161,7 +161,7 @@ class RunHost(task.Task):
                                                   "was submitted")
         else:
             outcome = _run(rt, job, private, limit=None, mark=f"job-{job_id}/{self.host}")
-            status = _record_host(rt, job_id, self.host, outcome.hosts.get(self.host), outcome)
+            status = _record_hosts(rt, job_id, [self.host], outcome)[self.host]
         return {"host": self.host, "status": status.value}
 
 
@@ -194,8 +194,7 @@ class RunAggregate(task.Task):
             return
         outcome = _run(rt, job, work_dir(rt, job_id) / "bundle", limit=",".join(todo),
                        mark=f"job-{job_id}/*")
-        for host in todo:
-            _record_host(rt, job_id, host, outcome.hosts.get(host), outcome)
+        _record_hosts(rt, job_id, todo, outcome)
 
 
 def _run(rt: JobRuntime, job: Job, private: Path, *, limit: str | None,
@@ -209,8 +208,7 @@ def _run(rt: JobRuntime, job: Job, private: Path, *, limit: str | None,
 
     def on_host(host: str, state: HostOutcome) -> None:
         if state.status is HostRunStatus.RUNNING:
-            _set_host(rt, job.id, host, status=HostRunStatus.RUNNING,
-                      current_task=state.current_task)
+            rt.sink.progress(HostProgress(job.id, host, state.current_task))
 
     return run_playbook(
         private, work_dir(rt, job.id) / "project", playbook_path(job.playbook),
@@ -248,38 +246,50 @@ def _skip(rt: JobRuntime, job_id: int, host: str, reason: str) -> HostRunStatus:
     return HostRunStatus.SKIPPED
 
 
-def _record_host(rt: JobRuntime, job_id: int, host: str, state: HostOutcome | None,
-                 outcome: RunOutcome) -> HostRunStatus:
-    """A host's final state, what it tells about reachability, and its audit facts."""
-    if state is None or not state.status.finished:
-        if outcome.status == "canceled":
-            return _skip(rt, job_id, host, "the job was cancelled while this host ran")
-        message = (state.message if state else None) or outcome.message or \
-            "Ansible did not run this host (no play targeted it)"
-        status = HostRunStatus.SKIPPED if outcome.status == "successful" else \
-            HostRunStatus.FAILED
-        _set_host(rt, job_id, host, status=status, message=message)
-        rt.emit(job_id, "host_result", host, {"status": status.value, "msg": message})
-        return status
-    _set_host(rt, job_id, host, status=state.status, message=state.message,
-              current_task=state.current_task)
+def _record_hosts(rt: JobRuntime, job_id: int, hosts: list[str],
+                  outcome: RunOutcome) -> dict[str, HostRunStatus]:
+    """Each host's final state, what it tells about reachability, and its audit facts — all
+    the run's hosts in one transaction."""
     now = utcnow()
+    final: dict[str, tuple[HostRunStatus, str | None, HostOutcome | None]] = {}
+    for host in hosts:
+        state = outcome.hosts.get(host)
+        if state is not None and state.status.finished:
+            final[host] = (state.status, state.message, state)
+        elif outcome.status == "canceled":
+            final[host] = (HostRunStatus.SKIPPED,
+                           "the job was cancelled while this host ran", None)
+        else:
+            message = (state.message if state else None) or outcome.message or \
+                "Ansible did not run this host (no play targeted it)"
+            final[host] = (HostRunStatus.SKIPPED if outcome.status == "successful" else
+                           HostRunStatus.FAILED, message, None)
     with rt.db.transaction() as session:
-        host_id = session.scalar(select(JobHost.host_id).where(JobHost.job_id == job_id,
-                                                               JobHost.host_name == host))
-        unreachable = state.status is HostRunStatus.UNREACHABLE
-        if host_id is not None and (unreachable or state.contacted):
-            reached = not unreachable
-            values: dict[str, Any] = {"reachable": reached}
-            if reached:
-                values["last_seen_at"] = now
-            session.execute(update(Host).where(Host.id == host_id).values(**values)
-                            .execution_options(synchronize_session=False))
-        if host_id is not None and state.audit:
-            written = _write_audit(session, host_id, job_id, state.audit)
-            rt.emit(job_id, "audit", host, {"variables": written})
-    rt.emit(job_id, "host_result", host, {"status": state.status.value, "msg": state.message})
-    return state.status
+        rows = {row.host_name: row for row in session.scalars(
+            select(JobHost).where(JobHost.job_id == job_id, JobHost.host_name.in_(hosts)))}
+        for host, (status, message, state) in final.items():
+            row = rows.get(host)
+            if row is None:
+                continue
+            row.status, row.message, row.finished_at = status, message, now
+            row.started_at = row.started_at or now
+            if state is not None and state.current_task:
+                row.current_task = state.current_task
+            if row.host_id is None or state is None:
+                continue
+            unreachable = status is HostRunStatus.UNREACHABLE
+            if unreachable or state.contacted:
+                values: dict[str, Any] = {"reachable": not unreachable}
+                if not unreachable:
+                    values["last_seen_at"] = now
+                session.execute(update(Host).where(Host.id == row.host_id).values(**values)
+                                .execution_options(synchronize_session=False))
+            if state.audit:
+                written = _write_audit(session, row.host_id, job_id, state.audit)
+                rt.emit(job_id, "audit", host, {"variables": written})
+    for host, (status, message, _) in final.items():
+        rt.emit(job_id, "host_result", host, {"status": status.value, "msg": message})
+    return {host: status for host, (status, _, _) in final.items()}
 
 
 def _write_audit(session: Any, host_id: int, job_id: int, facts: dict[str, Any]) -> list[str]:

@@ -227,7 +227,11 @@ def run_playbook(private_data_dir: Path, project_dir: Path, playbook: str, *,
         kind, host, data = trim(event, redactor)
         tracker.see(kind, host, event.get("event_data") or {}, data)
         on_event(kind, host, data, event.get("uuid") or "")
-        return True
+        # False: ansible-runner need not also write the event to its artifacts directory —
+        # Craton keeps its own record (and reads hosts' results from the events, not from
+        # runner.stats, which this leaves unset). It saves about 15 ms of CPU per event,
+        # spent beside Ansible.
+        return False
 
     cmdline = " ".join(flag for flag, wanted in (("--check", check), ("--diff", diff))
                        if wanted)
