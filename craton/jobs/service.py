@@ -18,10 +18,12 @@ from sqlalchemy.orm import Session
 
 from craton.context import Action, RequestContext
 from craton.db.models import (
+    Group,
     Host,
     HostGroup,
     HostRunStatus,
     Job,
+    JobEvent,
     JobHost,
     JobStatus,
     Region,
@@ -30,6 +32,7 @@ from craton.db.models import (
     utcnow,
 )
 from craton.db.scope import get_scoped
+from craton.db.util import chunked
 from craton.errors import Conflict, invalid
 from craton.inventory.graph import describe_cycle, find_cycle
 from craton.inventory.names import variable_key_problem
@@ -155,6 +158,28 @@ def counts_for(session: Session, job_ids: Sequence[int]) -> dict[int, dict[str, 
                 .where(JobHost.job_id.in_(list(job_ids)))
                 .group_by(JobHost.job_id, JobHost.status)):
             found[job_id][HostRunStatus(status).value] = count
+    return found
+
+
+def last_events(session: Session, job_ids: Sequence[int]) -> dict[int, int]:
+    """The sequence number of each job's latest event (0 before the first), in one query: a
+    reader takes a snapshot of the job, then follows its events from there."""
+    found = dict.fromkeys(job_ids, 0)
+    if job_ids:
+        found.update(session.execute(
+            select(JobEvent.job_id, func.max(JobEvent.seq))
+            .where(JobEvent.job_id.in_(list(job_ids))).group_by(JobEvent.job_id)).all())
+    return found
+
+
+def direct_groups(session: Session, host_ids: Sequence[int]) -> dict[int, list[str]]:
+    """The groups each host is directly a member of, by name, in one query."""
+    found: dict[int, list[str]] = defaultdict(list)
+    for chunk in chunked(host_ids):
+        for host_id, name in session.execute(
+                select(HostGroup.host_id, Group.name).join(Group, Group.id == HostGroup.group_id)
+                .where(HostGroup.host_id.in_(chunk)).order_by(Group.name)):
+            found[host_id].append(name)
     return found
 
 

@@ -910,3 +910,34 @@ def test_a_host_never_in_a_job_has_no_status_yet(api: Client) -> None:
                        tenant=fleet.tenant["id"])
     assert response.status_code == 404
 
+
+
+def test_a_hosts_jobs_and_a_snapshot_to_follow_from(api: Client, repo: PlaybookRepo) -> None:
+    """A job says the sequence number of its latest event (a reader follows on from there);
+    its hosts carry their groups; a host lists its jobs newest first with its own result in
+    each, a page at a time; another tenant's host is 404."""
+    repo.push({"check.yml": CHECK_DISK})
+    fleet = make_fleet(api, {"ok1": {}, "bad1": {"variables": {"fail_here": True}}},
+                       groups=[{"name": "web", "hosts": ["ok1", "bad1"]},
+                               {"name": "edge", "hosts": ["ok1"]}])
+    first = run_job(api, job_body(fleet, "check.yml", repo.source()))
+    second = run_job(api, job_body(fleet, "check.yml", repo.source(), filters={"name": "ok1"}))
+
+    for job in (first, second):
+        assert job["last_event"] == events(api, job["id"])[-1]["seq"]
+        listed_job = next(j for j in listed(api, "/v1/jobs") if j["id"] == job["id"])
+        assert listed_job["last_event"] == job["last_event"]
+    hosts = job_hosts(api, first["id"])
+    assert (hosts["ok1"]["groups"], hosts["bad1"]["groups"]) == (["edge", "web"], ["web"])
+
+    ok1, bad1 = fleet.hosts["ok1"]["id"], fleet.hosts["bad1"]["id"]
+    ok1_jobs = listed(api, f"/v1/hosts/{ok1}/jobs", limit=1)
+    assert [(j["job_id"], j["status"], j["job_status"]) for j in ok1_jobs] == [
+        (second["id"], "ok", "succeeded"), (first["id"], "ok", "failed")]
+    (bad1_job,) = listed(api, f"/v1/hosts/{bad1}/jobs")
+    assert (bad1_job["job_id"], bad1_job["status"], bad1_job["current_task"],
+            bad1_job["message"], bad1_job["playbook"]) == (
+        first["id"], "failed", "check disk", "disk full on bad1", "check.yml")
+    other = make_fleet(api, ["x1"], tenant="globex", region="ord")
+    response = api.get(f"/v1/hosts/{other.hosts['x1']['id']}/jobs", tenant=fleet.tenant["id"])
+    assert response.status_code == 404

@@ -38,7 +38,7 @@ KEEPALIVE_SECONDS = 15.0
 QUIET_SECONDS = 30.0
 
 
-def job_view(job: Job, counts: dict[str, int]) -> dict[str, Any]:
+def job_view(job: Job, counts: dict[str, int], last_event: int) -> dict[str, Any]:
     end = job.finished_at or (utcnow() if job.started_at else None)
     return {
         "id": job.id, "region_id": job.region_id, "status": job.status.value,
@@ -50,7 +50,8 @@ def job_view(job: Job, counts: dict[str, int]) -> dict[str, Any]:
         "engine": job.engine, "created_by": job.created_by,
         "cancel_requested": job.cancel_requested, "message": job.message,
         "hosts": {**counts, "total": sum(counts.values())},
-        "progress": service.progress(counts), "created_at": job.created_at,
+        "progress": service.progress(counts), "last_event": last_event,
+        "created_at": job.created_at,
         "started_at": job.started_at, "finished_at": job.finished_at,
         "duration": (end - job.started_at).total_seconds() if job.started_at and end else None,
         "version": job.version,
@@ -62,8 +63,10 @@ def _job(job_id: int) -> Job:
 
 
 def _shown(job: Job, status: int = 200, **headers: str) -> tuple[Any, int, dict[str, str]]:
-    counts = service.counts_for(db_session(), [job.id])[job.id]
-    return job_view(job, counts), status, {"ETag": f'"{job.version}"', **headers}
+    session = db_session()
+    counts = service.counts_for(session, [job.id])[job.id]
+    last_event = service.last_events(session, [job.id])[job.id]
+    return job_view(job, counts, last_event), status, {"ETag": f'"{job.version}"', **headers}
 
 
 @blp.route("/jobs")
@@ -78,8 +81,11 @@ class Jobs(MethodView):
         if args.get("status"):
             stmt = stmt.where(Job.status.in_(args["status"]))
         page = paginate(stmt, Job.id, args, newest_first=True)
-        counts = service.counts_for(db_session(), [job.id for job in page.items])
-        return {"items": [job_view(job, counts[job.id]) for job in page.items],
+        ids = [job.id for job in page.items]
+        counts = service.counts_for(db_session(), ids)
+        last_events = service.last_events(db_session(), ids)
+        return {"items": [job_view(job, counts[job.id], last_events[job.id])
+                          for job in page.items],
                 "next": page.next}
 
     @blp.arguments(schemas.JobCreateSchema)
@@ -133,7 +139,16 @@ class JobHosts(MethodView):
         stmt = select(JobHost).where(JobHost.job_id == job.id)
         if args.get("status"):
             stmt = stmt.where(JobHost.status.in_(args["status"]))
-        return paginate(stmt, JobHost.host_name, args, key="host_name")
+        page = paginate(stmt, JobHost.host_name, args, key="host_name")
+        groups = service.direct_groups(
+            db_session(), [row.host_id for row in page.items if row.host_id is not None])
+        return {"items": [{**_columns(row), "groups": groups.get(row.host_id, [])}
+                          for row in page.items],
+                "next": page.next}
+
+
+def _columns(row: JobHost) -> dict[str, Any]:
+    return {column.key: getattr(row, column.key) for column in JobHost.__table__.columns}
 
 
 @blp.route("/jobs/<int:job_id>/events")
@@ -209,6 +224,28 @@ def _gone_quiet(db: Any, job_id: int) -> bool:
 
 def _sse(event: dict[str, Any]) -> str:
     return f"id: {event['seq']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
+
+
+@blp.route("/hosts/<int:host_id>/jobs")
+class HostJobs(MethodView):
+    @blp.arguments(schemas.PageArgs, location="query")
+    @blp.response(200, schemas.HostJobList)
+    def get(self, args: dict[str, Any], host_id: int) -> Any:
+        """A host's jobs, newest first, each with what became of the host in it"""
+        host = get_scoped(db_session(), context(), Host, host_id)
+        stmt = (select(JobHost, Job).join(Job, Job.id == JobHost.job_id)
+                .where(JobHost.host_id == host.id))
+        limit = page_size(args.get("limit"))
+        if args.get("marker") is not None:
+            stmt = stmt.where(JobHost.job_id < args["marker"])
+        rows = db_session().execute(stmt.order_by(JobHost.job_id.desc()).limit(limit + 1)).all()
+        items = [{"job_id": job.id, "job_status": job.status.value, "playbook": job.playbook,
+                  "region_id": job.region_id, "created_at": job.created_at,
+                  "status": job_host.status.value, "current_task": job_host.current_task,
+                  "message": job_host.message, "started_at": job_host.started_at,
+                  "finished_at": job_host.finished_at} for job_host, job in rows[:limit]]
+        return {"items": items,
+                "next": next_link(items[-1]["job_id"]) if len(rows) > limit else None}
 
 
 @blp.route("/hosts/<int:host_id>/status")

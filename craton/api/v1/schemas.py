@@ -351,6 +351,9 @@ class JobSchema(Schema):
     message = fields.String(allow_none=True)
     hosts = fields.Dict(metadata={"description": "Hosts per state, and total."})
     progress = fields.Integer(metadata={"description": "Finished hosts, percent."})
+    last_event = fields.Integer(metadata={
+        "description": "Sequence number of the job's latest event: follow the events from "
+                       "here to keep this snapshot current."})
     created_at = UTCDateTime()
     started_at = UTCDateTime(allow_none=True)
     finished_at = UTCDateTime(allow_none=True)
@@ -368,6 +371,21 @@ class JobHostSchema(Schema):
     name = fields.String(attribute="host_name")
     host_id = fields.Integer(allow_none=True)
     status = fields.String()
+    current_task = fields.String(allow_none=True)
+    message = fields.String(allow_none=True)
+    started_at = UTCDateTime(allow_none=True)
+    finished_at = UTCDateTime(allow_none=True)
+    groups = fields.List(fields.String(), metadata={
+        "description": "The groups the host is directly a member of now."})
+
+
+class HostJobSchema(Schema):
+    job_id = fields.Integer()
+    job_status = fields.String()
+    playbook = fields.String()
+    region_id = fields.Integer()
+    created_at = UTCDateTime()
+    status = fields.String(metadata={"description": "What became of the host in the job."})
     current_task = fields.String(allow_none=True)
     message = fields.String(allow_none=True)
     started_at = UTCDateTime(allow_none=True)
@@ -431,6 +449,7 @@ SecretList = list_of(SecretSchema, "SecretList")
 ReferenceList = list_of(ReferenceSchema, "ReferenceList")
 JobList = list_of(JobSchema, "JobList")
 JobHostList = list_of(JobHostSchema, "JobHostList")
+HostJobList = list_of(HostJobSchema, "HostJobList")
 JobEventList = list_of(JobEventSchema, "JobEventList")
 
 
