@@ -1,18 +1,38 @@
 """The demo fleet a new user sees first: one tenant, one region of hosts that Ansible reaches
 over its ``local`` connection (so a playbook runs for real on this machine), in a small cloud's
-group tree with the usual "control plane first" dependencies."""
+group tree with the usual "control plane first" dependencies — and a playbook to run on it.
+
+The playbook ships in the package (``craton/demo_source/``) and is copied below the sources
+root, where a job may read it. Two hosts are there to show what goes wrong: one fails its disk
+check, one cannot be reached — so the first job a user runs shows every state a host can end in.
+"""
 
 from __future__ import annotations
+
+import os
+import shutil
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from craton.config import Settings
 from craton.context import ADMIN
 from craton.db.models import Group, Region, Tenant
 from craton.inventory import groups, hosts, tenancy
 
 TENANT = "demo"
 REGION = "demo-local"
+DEMO_PLAYBOOK = "site.yml"
+"""The playbook of the demo source, "Converge the demo cloud"."""
+DISK_FAILURE_HOST = "cmp-07"
+"""Its disk check fails (host variable ``demo_disk_failure``)."""
+UNREACHABLE_HOST = "sto-04"
+"""Ansible reaches it over SSH at a port where nothing listens."""
+UNREACHABLE_VARIABLES: dict[str, object] = {
+    "ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 9}
 
 # group → (parents, depends_on, variables)
 GROUPS: dict[str, tuple[list[str], list[str], dict[str, object]]] = {
@@ -26,20 +46,56 @@ GROUPS: dict[str, tuple[list[str], list[str], dict[str, object]]] = {
 
 
 def demo_hosts() -> list[dict[str, object]]:
-    fleet: list[dict[str, object]] = []
-    for index in range(1, 4):
-        fleet.append({"name": f"ctl-{index:02d}", "groups": ["control"],
-                      "variables": {"rack": "r1"}})
+    fleet = [_demo_host(f"ctl-{index:02d}", "control", {"rack": "r1"}) for index in range(1, 4)]
     for index in range(1, 13):
         zone = "compute_a" if index <= 6 else "compute_b"
-        fleet.append({"name": f"cmp-{index:02d}", "groups": [zone],
-                      "variables": {"rack": f"r{2 + (index - 1) // 6}", "gpu": index % 4 == 0}})
-    for index in range(1, 6):
-        fleet.append({"name": f"sto-{index:02d}", "groups": ["storage"],
-                      "variables": {"rack": "r4"}})
-    for host in fleet:
-        host.update(ip_address="127.0.0.1", state="ready")
+        fleet.append(_demo_host(f"cmp-{index:02d}", zone, {
+            "rack": f"r{2 + (index - 1) // 6}", "gpu": index % 4 == 0}))
+    fleet += [_demo_host(f"sto-{index:02d}", "storage", {"rack": "r4"}) for index in range(1, 6)]
     return fleet
+
+
+def _demo_host(name: str, group: str, variables: dict[str, object]) -> dict[str, object]:
+    if name == DISK_FAILURE_HOST:
+        variables["demo_disk_failure"] = True
+    if name == UNREACHABLE_HOST:
+        variables.update(UNREACHABLE_VARIABLES)
+    return {"name": name, "groups": [group], "variables": variables,
+            "ip_address": "127.0.0.1", "state": "ready"}
+
+
+def demo_source_dir(settings: Settings) -> Path:
+    """Where ``demo load`` puts the demo playbooks: ``demo`` in the first of ``[sources]
+    file_roots`` (by default ``<data_dir>/sources/demo``), so a job may use it as its source."""
+    roots = settings.sources.file_roots or (str(settings.data_dir / "sources"),)
+    return Path(roots[0]).expanduser() / "demo"
+
+
+def install_demo_source(settings: Settings) -> Path:
+    """Copy the demo playbooks shipped with Craton to :func:`demo_source_dir`, replacing what
+    an earlier load (an older version) left there; returns the directory."""
+    target = demo_source_dir(settings)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.new-{os.getpid()}")
+    retired = target.with_name(f".{target.name}.old-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    _copy_tree(resources.files("craton") / "demo_source", staging)
+    if target.exists():
+        target.rename(retired)
+    staging.rename(target)
+    shutil.rmtree(retired, ignore_errors=True)
+    return target
+
+
+def _copy_tree(source: Traversable, target: Path) -> None:
+    target.mkdir(parents=True)
+    for entry in source.iterdir():
+        if entry.name.startswith(".") or entry.name == "__pycache__":
+            continue
+        if entry.is_dir():
+            _copy_tree(entry, target / entry.name)
+        else:
+            (target / entry.name).write_bytes(entry.read_bytes())
 
 
 def load_demo(session: Session) -> Region:

@@ -53,16 +53,23 @@ def config_sample(settings: Settings | None, args: argparse.Namespace) -> int:
 
 
 def demo_load(settings: Settings, args: argparse.Namespace) -> int:
-    from craton.demo import load_demo
+    """Create the demo fleet unless it exists; put the demo playbooks (this version's) where a
+    job can read them."""
+    from craton.demo import DEMO_PLAYBOOK, install_demo_source, load_demo
 
     db = Database(settings.database_url)
     try:
         with db.transaction() as session:
             region = load_demo(session)
-            print(f"demo region {region.name!r} is region {region.id} "
+            region_id = region.id
+            print(f"demo region {region.name!r} is region {region_id} "
                   f"(tenant {region.tenant_id})")
     finally:
         db.dispose()
+    source = install_demo_source(settings)
+    job = {"region_id": region_id, "playbook": DEMO_PLAYBOOK, "source": {"path": str(source)}}
+    print(f"demo playbook {DEMO_PLAYBOOK} is in {source}; run it on the fleet with\n"
+          f"  POST /v1/jobs {json.dumps(job)}")
     return 0
 
 
@@ -133,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = groups.add_parser("demo", help="demo data")
     demo_commands = demo.add_subparsers(dest="command", required=True)
-    demo_commands.add_parser("load", help="create the demo fleet unless it exists"
+    demo_commands.add_parser("load", help="create the demo fleet unless it exists; put its "
+                                          "playbook (this version's) in the sources root"
                              ).set_defaults(func=demo_load)
 
     jobs = groups.add_parser("jobs", help="jobs")

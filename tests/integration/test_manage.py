@@ -1,16 +1,30 @@
 """craton-manage as an operator runs it on a fresh data directory: migrate, check the revision,
-load the demo fleet (twice, harmlessly), print the sample configuration, migrate back."""
+load the demo fleet (twice, harmlessly), print the sample configuration, prune old jobs, migrate
+back."""
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from craton.db.models import Group, Host, Region, Tenant
+from craton.db.models import (
+    Group,
+    Host,
+    HostRunStatus,
+    Job,
+    JobEvent,
+    JobHost,
+    JobStatus,
+    Region,
+    Tenant,
+    utcnow,
+)
 from craton.db.session import Database
 from craton.demo import GROUPS, demo_hosts
 from tests import services
@@ -32,8 +46,11 @@ class Manage:
         return subprocess.run([str(BIN / "craton-manage"), *args], env=self.env, cwd=self.home,
                               capture_output=True, text=True, timeout=120)
 
+    def database(self) -> Database:
+        return Database(f"sqlite:///{self.data_dir / 'craton.db'}")
+
     def counts(self) -> dict[str, int]:
-        db = Database(f"sqlite:///{self.data_dir / 'craton.db'}")
+        db = self.database()
         try:
             with db.transaction(write=False) as session:
                 return {model.__name__: session.scalar(select(func.count()).select_from(model))
@@ -129,4 +146,83 @@ def test_craton_config_from_the_environment_is_used(manage: Manage) -> None:
     manage.env["CRATON_CONFIG"] = str(config)
     assert manage("db", "upgrade").returncode == 0
     assert (other / "craton.db").is_file()
+    assert not manage.data_dir.exists()
+
+
+# --- jobs prune ------------------------------------------------------------------------------
+
+DAY = dt.timedelta(days=1)
+
+
+def add_job(manage: Manage, status: JobStatus, finished_ago: dt.timedelta | None) -> int:
+    """A job of the demo region as the engine leaves it: two hosts, three events; started 60
+    days ago, finished ``finished_ago`` (None: not finished)."""
+    db = manage.database()
+    now = utcnow()
+    try:
+        with db.transaction() as session:
+            region_id = session.scalar(select(Region.id).where(Region.name == "demo-local"))
+            job = Job(region_id=region_id, status=status, playbook="site.yml", layout="hosts",
+                      filters_json="{}", plan_json="{}", forks=5, extra_vars_json="{}",
+                      engine="embedded", created_by="noauth", cancel_requested=False,
+                      created_at=now - 60 * DAY, started_at=now - 60 * DAY,
+                      finished_at=now - finished_ago if finished_ago is not None else None)
+            session.add(job)
+            session.flush()
+            result = HostRunStatus.OK if status.finished else HostRunStatus.RUNNING
+            session.add_all([JobHost(job_id=job.id, host_name=name, status=result)
+                             for name in ("ctl-01", "ctl-02")])
+            session.add_all([JobEvent(job_id=job.id, seq=seq, uuid=uuid.uuid4().hex,
+                                      created_at=now - 60 * DAY, kind="job", host=None,
+                                      data_json="{}") for seq in (1, 2, 3)])
+            return job.id
+    finally:
+        db.dispose()
+
+
+def job_rows(manage: Manage) -> dict[str, set[int]]:
+    """The ids of the jobs that have rows in each jobs table."""
+    db = manage.database()
+    try:
+        with db.transaction(write=False) as session:
+            return {"jobs": set(session.scalars(select(Job.id))),
+                    "hosts": set(session.scalars(select(JobHost.job_id))),
+                    "events": set(session.scalars(select(JobEvent.job_id)))}
+    finally:
+        db.dispose()
+
+
+def test_jobs_prune_deletes_finished_jobs_older_than_the_cutoff(manage: Manage) -> None:
+    """Finished jobs that ended before the cutoff go, with their hosts and events; recent ones
+    and those not finished (however long ago they started) stay."""
+    assert manage("db", "upgrade").returncode == 0
+    assert manage("demo", "load").returncode == 0
+    old = {add_job(manage, JobStatus.SUCCEEDED, 45 * DAY),
+           add_job(manage, JobStatus.FAILED, 31 * DAY),
+           add_job(manage, JobStatus.CANCELLED, 30 * DAY + dt.timedelta(hours=1))}
+    kept = {add_job(manage, JobStatus.SUCCEEDED, 29 * DAY),
+            add_job(manage, JobStatus.FAILED, dt.timedelta(minutes=5)),
+            add_job(manage, JobStatus.RUNNING, None),
+            add_job(manage, JobStatus.PENDING, None)}
+    assert job_rows(manage) == {"jobs": old | kept, "hosts": old | kept, "events": old | kept}
+
+    pruned = manage("jobs", "prune", "--older-than", "30d")
+
+    assert pruned.returncode == 0, pruned.stderr
+    assert pruned.stdout == "pruned 3 job(s)\n"
+    assert job_rows(manage) == {"jobs": kept, "hosts": kept, "events": kept}
+    again = manage("jobs", "prune", "--older-than", "30d")
+    assert (again.returncode, again.stdout) == (0, "pruned 0 job(s)\n")
+    assert job_rows(manage)["jobs"] == kept
+
+
+@pytest.mark.parametrize("older_than", ["30", "30 days", "2w", "-3d", ""])
+def test_jobs_prune_refuses_a_bad_duration(manage: Manage, older_than: str) -> None:
+    """Refused before anything is read or deleted, naming the option and the forms it takes."""
+    result = manage("jobs", "prune", f"--older-than={older_than}")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[-1] == (
+        f"craton-manage jobs prune: error: argument --older-than: {older_than!r} is not a "
+        "duration like 30d, 12h, 90m, 45s")
     assert not manage.data_dir.exists()

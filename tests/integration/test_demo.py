@@ -1,0 +1,159 @@
+"""The demo as a new user meets it: `craton-manage demo load` on a fresh data directory, then
+craton-api running the demo playbook over the whole demo fleet with real Ansible — every state
+a host can end in shows up, and what the playbook audited is written back to the hosts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from craton.demo import (
+    DEMO_PLAYBOOK,
+    DISK_FAILURE_HOST,
+    GROUPS,
+    UNREACHABLE_HOST,
+    demo_hosts,
+)
+from tests import services
+from tests.integration.test_manage import BIN, Manage
+from tests.integration.test_server import Server
+
+FINISHED = ("succeeded", "failed", "cancelled")
+JOB_TIMEOUT = 300.0
+SHIPPED = resources.files("craton") / "demo_source"
+
+
+@pytest.fixture
+def manage(tmp_path: Path) -> Manage:
+    manage = Manage(tmp_path)
+    assert manage("db", "upgrade").returncode == 0
+    return manage
+
+
+@pytest.fixture
+def server(manage: Manage) -> Iterator[Server]:
+    """craton-api on the data directory ``manage`` prepared."""
+    port = services.free_port()
+    log = manage.home / "craton-api.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([str(BIN / "craton-api"), "--port", str(port)],
+                                   env=manage.env, stdout=out, stderr=subprocess.STDOUT,
+                                   cwd=manage.home)
+    try:
+        services.wait_for_port(port, process, log=log)
+        yield Server(port=port, process=process, log=log)
+    finally:
+        services.stop(process)
+
+
+def load_demo(manage: Manage) -> tuple[int, Path]:
+    """Run `demo load`; the region id and source directory it says to start a job with."""
+    loaded = manage("demo", "load")
+    assert loaded.returncode == 0, loaded.stderr
+    lines = loaded.stdout.splitlines()
+    assert lines[0].startswith("demo region 'demo-local' is region ")
+    body = json.loads(lines[-1].strip().removeprefix("POST /v1/jobs "))
+    assert body["playbook"] == DEMO_PLAYBOOK
+    return body["region_id"], Path(body["source"]["path"])
+
+
+def test_demo_load_puts_the_playbooks_where_jobs_may_read_them(manage: Manage) -> None:
+    """Below the default sources root; a second load (as after an upgrade) puts back the
+    shipped files and drops what is no longer shipped."""
+    _, source = load_demo(manage)
+    assert source == manage.data_dir / "sources" / "demo"
+    shipped = (SHIPPED / DEMO_PLAYBOOK).read_text()
+    assert (source / DEMO_PLAYBOOK).read_text() == shipped
+    assert "- name: Converge the demo cloud" in shipped
+
+    (source / DEMO_PLAYBOOK).write_text("# edited\n")
+    (source / "stale.yml").write_text("# from an older version\n")
+    _, again = load_demo(manage)
+
+    assert again == source
+    assert sorted(p.name for p in source.iterdir()) == sorted(
+        p.name for p in SHIPPED.iterdir() if not p.name.startswith((".", "__")))
+    assert (source / DEMO_PLAYBOOK).read_text() == shipped
+    assert sorted(p.name for p in source.parent.iterdir()) == ["demo"], "no leftovers"
+
+
+def run_to_the_end(server: Server, body: dict[str, Any]) -> tuple[dict[str, Any], list[int]]:
+    """Start a job and poll it as a progress bar does until it ends: the job as it ended, and
+    the progress (percent) each poll saw."""
+    reply = server.call("POST", "/v1/jobs", body)
+    assert reply.status == 202, reply.body
+    job = reply.json()
+    seen = [job["progress"]]
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while job["status"] not in FINISHED:
+        assert time.monotonic() < deadline, f"job still {job['status']}: {job}"
+        time.sleep(0.5)
+        job = server.call("GET", f"/v1/jobs/{job['id']}").json()
+        seen.append(job["progress"])
+    return job, seen
+
+
+def when(stamp: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def test_the_demo_playbook_shows_every_host_state(manage: Manage, server: Server) -> None:
+    """With the default forks the fleet takes long enough to watch the bar fill. One host fails
+    its disk check and one cannot be reached — each with Ansible's own message — while the rest
+    converge (some changed, some already up to date), the control plane first; each converged
+    host has its audit variables written back."""
+    region_id, source = load_demo(manage)
+
+    job, progress = run_to_the_end(server, {"region_id": region_id, "playbook": DEMO_PLAYBOOK,
+                                            "source": {"path": str(source)}})
+
+    assert progress == sorted(progress) and progress[-1] == 100
+    assert len({p for p in progress if 0 < p < 100}) >= 5, f"a bar that fills: {progress}"
+
+    fleet = {host["name"]: host["groups"][0] for host in demo_hosts()}
+    assert job["status"] == "failed"
+    assert job["message"] == "1 failed, 1 unreachable"
+    assert job["hosts"]["total"] == len(fleet)
+    hosts = {h["name"]: h for h in server.call(
+        "GET", f"/v1/jobs/{job['id']}/hosts?limit=100").json()["items"]}
+    assert set(hosts) == set(fleet)
+
+    failed = hosts[DISK_FAILURE_HOST]
+    assert (failed["status"], failed["current_task"]) == ("failed", "Check disks")
+    assert failed["message"] == \
+        "sdb: 3 reallocated sectors, 1 pending; SMART health FAILED: replace the disk"
+    gone = hosts[UNREACHABLE_HOST]
+    assert (gone["status"], gone["current_task"]) == ("unreachable",
+                                                      "Wait for the host to answer")
+    assert "127.0.0.1 port 9: Connection refused" in gone["message"], gone
+
+    converged = {name: h for name, h in hosts.items()
+                 if name not in (DISK_FAILURE_HOST, UNREACHABLE_HOST)}
+    assert {h["status"] for h in converged.values()} == {"ok", "changed"}
+    assert all(h["current_task"] == "Record the converge in Craton" and h["message"] is None
+               for h in converged.values()), converged
+
+    control_done = max(when(hosts[n]["finished_at"]) for n, g in fleet.items()
+                       if g == "control")
+    assert "control" in GROUPS["compute"][1] and "control" in GROUPS["storage"][1]
+    assert all(when(hosts[n]["started_at"]) >= control_done
+               for n, g in fleet.items() if g != "control"), "depends_on: control first"
+
+    started, finished = when(job["started_at"]), when(job["finished_at"])
+    for name, host in hosts.items():
+        variables = server.call("GET", f"/v1/hosts/{host['host_id']}/variables").json()
+        audit = {k: variables["variables"].get(k) for k in ("converged_at", "demo_playbook")}
+        if name in converged:
+            assert audit["demo_playbook"] == DEMO_PLAYBOOK, (name, variables)
+            converged_at = when(audit["converged_at"])
+            assert started - dt.timedelta(seconds=1) <= converged_at <= finished, name
+        else:
+            assert audit == {"converged_at": None, "demo_playbook": None}, (name, variables)
