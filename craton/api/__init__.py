@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.routing import IntegerConverter, Map
 
-from craton import __version__
+from craton import __version__, web
 from craton.api import errors
 from craton.api.auth import make_strategy
 from craton.api.common import Services
@@ -136,6 +136,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     api.spec.components.schema("HostCreate", schema=schemas.HostCreateSchema)
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
+    web.register(app)
 
     @app.before_request
     def _authenticate() -> None:

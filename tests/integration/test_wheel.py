@@ -1,5 +1,6 @@
-"""An installed wheel (not a source checkout) carries its migrations: craton-manage db upgrade
-works from a plain install."""
+"""An installed wheel (not a source checkout) carries its migrations, its web pages and the demo
+playbook: craton-manage db upgrade and demo load work from a plain install, and the pages are
+served."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 from pathlib import Path
 
 from craton.db import migrate
@@ -39,3 +41,14 @@ def test_installed_wheel_migrates_a_database(tmp_path: Path) -> None:
          "import craton.db.migrate as m; print(m.script_location())"],
         env=env, capture_output=True, text=True, cwd=tmp_path, check=True).stdout.strip()
     assert located == str(target / "share" / "craton" / "alembic")
+
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = set(archive.namelist())
+    web = REPO / "craton" / "web"
+    for path in [*web.glob("static/*"), *web.glob("templates/*"),
+                 *(REPO / "craton" / "demo_source").glob("*")]:
+        assert path.relative_to(REPO).as_posix() in shipped, path
+    loaded = subprocess.run([str(target / "bin" / "python"), "-m", "craton.cmd.manage", "demo",
+                             "load"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert loaded.returncode == 0, loaded.stderr
+    assert (tmp_path / "data" / "sources" / "demo" / "site.yml").is_file()

@@ -1,0 +1,276 @@
+// What every page shares: API calls with the caller's credentials, the SSE reader, the
+// states' names and glyphs, and small formatting helpers. No dependencies.
+
+const SCOPE_KEY = "craton.scope";
+
+/** The credentials this browser acts with: sent on every API call, kept in localStorage. */
+export function scope() {
+  try {
+    return JSON.parse(localStorage.getItem(SCOPE_KEY) || "{}");
+  } catch {
+    return {};
+  }
+}
+
+export function authHeaders() {
+  const { tenant, token } = scope();
+  const headers = {};
+  if (tenant) headers["X-Craton-Tenant"] = String(tenant);
+  if (token) headers["X-Auth-Token"] = token;
+  return headers;
+}
+
+/** An API error with the server's message and the fields it named. */
+export class ApiError extends Error {
+  constructor(status, body) {
+    const error = (body && body.error) || {};
+    super(error.message || `HTTP ${status}`);
+    this.status = status;
+    this.fields = error.fields || {};
+  }
+
+  describe() {
+    const fields = Object.entries(this.fields).map(([field, why]) => `${field}: ${why}`);
+    return fields.length ? `${this.message} (${fields.join("; ")})` : this.message;
+  }
+}
+
+export async function api(path, { method = "GET", body, signal } = {}) {
+  const headers = { Accept: "application/json", ...authHeaders() };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, {
+    method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  let parsed = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    parsed = null;
+  }
+  if (!response.ok) throw new ApiError(response.status, parsed);
+  return parsed;
+}
+
+/** Every item of a list, following its "next" links. */
+export async function listAll(path) {
+  const items = [];
+  let next = path;
+  while (next) {
+    const page = await api(next);
+    items.push(...page.items);
+    next = page.next;
+  }
+  return items;
+}
+
+/**
+ * Follows a job's Server-Sent Events over fetch (so the API's auth headers go with it):
+ * resumes after the last event seen with Last-Event-ID whenever the connection drops or the
+ * server restarts, and stops at the stream's "end".
+ */
+export class EventStream {
+  constructor(url, { after = 0, onEvents, onEnd, onState }) {
+    this.url = url;
+    this.last = after;
+    this.onEvents = onEvents;
+    this.onEnd = onEnd;
+    this.onState = onState || (() => {});
+    this.retry = 1000;
+    this.stopped = false;
+    this.controller = null;
+  }
+
+  start() {
+    this.loop();
+    return this;
+  }
+
+  stop() {
+    this.stopped = true;
+    if (this.controller) this.controller.abort();
+  }
+
+  async loop() {
+    let failures = 0;
+    while (!this.stopped) {
+      this.onState(failures ? "reconnecting" : "connecting");
+      try {
+        const ended = await this.follow();
+        if (ended) return;
+        failures = 0;
+      } catch (error) {
+        if (this.stopped) return;
+        if (error instanceof ApiError && error.status >= 400 && error.status < 500) {
+          this.onState("error", error);
+          return;
+        }
+        failures += 1;
+      }
+      if (this.stopped) return;
+      this.onState("reconnecting");
+      await sleep(Math.min(this.retry * Math.max(failures, 1), 5000));
+    }
+  }
+
+  /** One connection: true once the server said the job's stream ended. */
+  async follow() {
+    this.controller = new AbortController();
+    const response = await fetch(this.url, {
+      headers: { Accept: "text/event-stream", "Last-Event-ID": String(this.last), ...authHeaders() },
+      signal: this.controller.signal,
+      cache: "no-store",
+    });
+    if (!response.ok) {
+      let body = null;
+      try { body = await response.json(); } catch { body = null; }
+      throw new ApiError(response.status, body);
+    }
+    this.onState("live");
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return false;
+      // Split once per chunk (a catch-up chunk holds hundreds of events); keep the tail.
+      const blocks = (buffer + value).split(/\r?\n\r?\n/);
+      buffer = blocks.pop();
+      for (const block of blocks) {
+        if (this.take(block)) {
+          this.stopped = true;
+          this.controller.abort();
+          return true;
+        }
+      }
+    }
+  }
+
+  take(block) {
+    let kind = "message";
+    let id = null;
+    const data = [];
+    for (const line of block.split(/\r?\n/)) {
+      if (!line || line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") kind = value;
+      else if (field === "data") data.push(value);
+      else if (field === "id") id = value;
+      else if (field === "retry" && /^\d+$/.test(value)) this.retry = Number(value);
+    }
+    if (kind === "end") {
+      this.onEnd(data.length ? JSON.parse(data.join("\n")) : {});
+      return true;
+    }
+    if (!data.length) return false;
+    const event = JSON.parse(data.join("\n"));
+    if (id !== null) this.last = Number(id);
+    this.onEvents([event]);
+    return false;
+  }
+}
+
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Each host state: how it is named, and a glyph so colour is never the only signal. */
+export const STATES = {
+  ok: { label: "ok", glyph: "✓" },
+  changed: { label: "changed", glyph: "±" },
+  failed: { label: "failed", glyph: "✕" },
+  unreachable: { label: "unreachable", glyph: "⊘" },
+  skipped: { label: "skipped", glyph: "↷" },
+  running: { label: "running", glyph: "▸" },
+  pending: { label: "pending", glyph: "·" },
+};
+export const STATE_ORDER = ["ok", "changed", "failed", "unreachable", "skipped", "running", "pending"];
+export const FINISHED = new Set(["ok", "changed", "failed", "unreachable", "skipped"]);
+export const JOB_FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+
+/** Build an element: h("a", {href: "/x", class: "y"}, "text", child…). */
+export function h(tag, attrs = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") element.className = value;
+    else if (key === "text") element.textContent = value;
+    else if (key.startsWith("data-") || key.startsWith("aria-") || key === "role") {
+      element.setAttribute(key, value === true ? "" : value);
+    } else element[key] = value;
+  }
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    element.append(child instanceof Node ? child : String(child));
+  }
+  return element;
+}
+
+export function badge(status) {
+  const meta = STATES[status] || { label: status, glyph: "" };
+  return h("span", { class: "state", "data-status": status },
+    h("span", { class: "glyph", "aria-hidden": "true", text: meta.glyph }), ` ${meta.label}`);
+}
+
+export function jobBadge(status) {
+  return h("span", { class: "status-badge", "data-status": status, text: status });
+}
+
+/** A small stacked bar of a job's hosts per state, with its text alternative. */
+export function miniBar(counts) {
+  const total = counts.total || 0;
+  const finished = STATE_ORDER.filter((s) => FINISHED.has(s)).reduce((n, s) => n + (counts[s] || 0), 0);
+  const bar = h("div", {
+    class: "bar mini", role: "img",
+    "aria-label": STATE_ORDER.filter((s) => counts[s]).map((s) => `${counts[s]} ${s}`).join(", ") || "no hosts",
+  });
+  for (const state of STATE_ORDER) {
+    if (!counts[state] || state === "pending") continue;
+    bar.append(h("span", { class: "seg", "data-status": state, style: `width:${(100 * counts[state]) / total}%` }));
+  }
+  return h("div", { class: "mini-wrap" }, bar, h("span", { class: "mini-text", text: `${finished}/${total}` }));
+}
+
+export function formatDuration(seconds) {
+  if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return "–";
+  const total = Math.max(0, Math.round(seconds));
+  const hours = Math.floor(total / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  const secs = String(total % 60).padStart(2, "0");
+  return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${secs}` : `${minutes}:${secs}`;
+}
+
+export function formatWhen(iso) {
+  if (!iso) return "–";
+  const when = new Date(iso);
+  const ago = (Date.now() - when.getTime()) / 1000;
+  if (ago < 60) return "just now";
+  if (ago < 3600) return `${Math.floor(ago / 60)} min ago`;
+  if (ago < 86400) return `${Math.floor(ago / 3600)} h ago`;
+  return when.toLocaleString();
+}
+
+export function showError(element, error) {
+  element.textContent = error instanceof ApiError ? error.describe() : String(error.message || error);
+  element.hidden = false;
+}
+
+/** The "acting as" control in the top bar. */
+export function initScope() {
+  const form = document.getElementById("scope-form");
+  const label = document.getElementById("scope-label");
+  if (!form) return;
+  const current = scope();
+  form.tenant.value = current.tenant || "";
+  label.textContent = current.tenant ? `tenant ${current.tenant}` : "cloud admin";
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const tenant = form.tenant.value.trim();
+    const token = form.token.value;
+    localStorage.setItem(SCOPE_KEY, JSON.stringify({ tenant: tenant || null, token: token || null }));
+    location.reload();
+  });
+}
+
+initScope();
