@@ -262,7 +262,7 @@ function layoutHosts() {
       break;
     }
     const body = view.mode === "grid"
-      ? h("div", { class: `grid${compact ? " compact" : ""}`, role: "list" })
+      ? h("div", { class: `grid${compact ? " compact" : ""}` })
       : h("tbody");
     body.append(...roots);
     const block = view.mode === "grid" ? body : h("table", { class: "hosts-table" },
@@ -301,7 +301,7 @@ function groupHeading(group, members) {
 function makeTile(compact) {
   const glyph = h("span", { class: "glyph", "aria-hidden": "true" });
   const name = compact ? null : h("span", { class: "name" });
-  const root = h("a", { class: "tile", role: "listitem" }, glyph, name);
+  const root = h("a", { class: "tile" }, glyph, name);
   return { root, glyph, name, kind: "tile" };
 }
 
