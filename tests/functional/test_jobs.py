@@ -281,7 +281,9 @@ def test_a_job_runs_each_host_at_the_commit_it_was_submitted_at(tmp_path: Path,
 
 def test_a_queued_job_starts_as_soon_as_the_one_before_ends(tmp_path: Path) -> None:
     """With one job at a time, a job waiting its turn starts right after the job before it
-    has ended — the engine does not sit idle in between."""
+    has ended — the engine does not sit idle in between. (The gap is TaskFlow's bookkeeping of
+    one flow's end and the next one's start: well under a second on an idle machine, more on a busy
+    CI one; a waiting loop that polled would show as seconds.)"""
     with sqlite_app(tmp_path / "data", concurrent_jobs=1) as japp:
         fleet = make_fleet(japp.client, ["p1"])
         ping = {"region_id": fleet.region_id, "playbook": "craton:ping"}
@@ -290,7 +292,7 @@ def test_a_queued_job_starts_as_soon_as_the_one_before_ends(tmp_path: Path) -> N
 
     assert (first["status"], second["status"]) == ("succeeded", "succeeded")
     idle = (when(second["started_at"]) - when(first["finished_at"])).total_seconds()
-    assert 0 <= idle < 0.5, f"the engine sat idle {idle:.2f}s between two jobs"
+    assert 0 <= idle < 2.0, f"the engine sat idle {idle:.2f}s between two jobs"
 
 
 # --- failed and unreachable hosts -------------------------------------------------------------

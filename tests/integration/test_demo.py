@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from importlib import resources
@@ -22,9 +21,8 @@ from craton.demo import (
     UNREACHABLE_HOST,
     demo_hosts,
 )
-from tests import services
-from tests.integration.test_manage import BIN, Manage
-from tests.integration.test_server import Server
+from tests.integration.test_manage import Manage
+from tests.integration.test_server import Server, running_api
 
 FINISHED = ("succeeded", "failed", "cancelled")
 JOB_TIMEOUT = 300.0
@@ -41,17 +39,8 @@ def manage(tmp_path: Path) -> Manage:
 @pytest.fixture
 def server(manage: Manage) -> Iterator[Server]:
     """craton-api on the data directory ``manage`` prepared."""
-    port = services.free_port()
-    log = manage.home / "craton-api.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([str(BIN / "craton-api"), "--port", str(port)],
-                                   env=manage.env, stdout=out, stderr=subprocess.STDOUT,
-                                   cwd=manage.home)
-    try:
-        services.wait_for_port(port, process, log=log)
-        yield Server(port=port, process=process, log=log)
-    finally:
-        services.stop(process)
+    with running_api(manage.env, manage.home) as running:
+        yield running
 
 
 def load_demo(manage: Manage) -> tuple[int, Path]:

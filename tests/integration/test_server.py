@@ -4,6 +4,7 @@ without authentication beyond loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.client
 import json
@@ -90,12 +91,9 @@ def craton_environment(data_dir: Path, **settings: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp("craton-api")
-    env = craton_environment(home, CRATON_API_MAX_BODY_SIZE=str(MAX_BODY))
-    subprocess.run([str(BIN / "craton-manage"), "db", "upgrade"], env=env, check=True,
-                   capture_output=True, timeout=120)
+@contextlib.contextmanager
+def running_api(env: dict[str, str], home: Path) -> Iterator[Server]:
+    """craton-api on a free port with ``env``, logging to ``home``; stopped by its PID."""
     port = services.free_port()
     log = home / "craton-api.log"
     with log.open("wb") as out:
@@ -106,6 +104,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield Server(port=port, process=process, log=log)
     finally:
         services.stop(process)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    home = tmp_path_factory.mktemp("craton-api")
+    env = craton_environment(home, CRATON_API_MAX_BODY_SIZE=str(MAX_BODY))
+    subprocess.run([str(BIN / "craton-manage"), "db", "upgrade"], env=env, check=True,
+                   capture_output=True, timeout=120)
+    with running_api(env, home) as running:
+        yield running
 
 
 @pytest.fixture

@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests import services
-from tests.integration.test_server import BIN, Server, craton_environment
+from tests.integration.test_server import BIN, Server, craton_environment, running_api
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -37,16 +36,9 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
     env = craton_environment(home)
     subprocess.run([str(BIN / "craton-manage"), "db", "upgrade"], env=env, check=True,
                    capture_output=True, timeout=120)
-    port = services.free_port()
-    log = home / "craton-api.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([str(BIN / "craton-api"), "--port", str(port)], env=env,
-                                   stdout=out, stderr=subprocess.STDOUT, cwd=home)
-    try:
-        services.wait_for_port(port, process, log=log)
-        yield UiServer(port=port, process=process, log=log, data_dir=home / "data")
-    finally:
-        services.stop(process)
+    with running_api(env, home) as running:
+        yield UiServer(port=running.port, process=running.process, log=running.log,
+                       data_dir=home / "data")
 
 
 @pytest.fixture(scope="session")
