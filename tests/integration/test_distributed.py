@@ -214,7 +214,7 @@ def test_a_killed_worker_s_job_is_taken_over(grid: Grid) -> None:
         job_id = job["id"]
         first = owner_of(grid, job_id, pair)
         other = next(w for w in pair if w is not first)
-        before = wait_for_mid_nap(grid, job_id, min_done=2)
+        before = wait_for_mid_nap(grid, job_id, min_done=2, strict=True)
         assert processes_on(first.work_dir)  # its Ansible runs, which must die with it
         first.process.send_signal(signal.SIGKILL)
         first.process.wait(5)
@@ -278,11 +278,13 @@ def job_rows(grid: Grid, job_id: int) -> dict[str, JobHost]:
             select(JobHost).where(JobHost.job_id == job_id))}
 
 
-def wait_for_mid_nap(grid: Grid, job_id: int, *, min_done: int,
+def wait_for_mid_nap(grid: Grid, job_id: int, *, min_done: int, strict: bool = False,
                      timeout: float = 40) -> dict[str, JobHost]:
     """Wait until at least ``min_done`` hosts finished (their results stored) and every
     running host is early in its nap (its task began less than NAP - 0.8 s ago) — a moment
-    when no host is about to finish — and return the hosts as they were then."""
+    when no host is about to finish — and return the hosts as they were then. ``strict``: a
+    host counts as running from its TaskFlow task's start, not from its first Ansible event
+    (its ansible-playbook takes a moment to report), so no host is about to start either."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         rows = job_rows(grid, job_id)
@@ -290,12 +292,14 @@ def wait_for_mid_nap(grid: Grid, job_id: int, *, min_done: int,
         results = {row.host for row in record if row.kind == "host_result"}
         done = {name for name, row in rows.items() if row.status.finished}
         running = {name for name, row in rows.items() if row.status.value == "running"}
+        started = {row.host for row in record if row.kind == "taskflow.task" and row.host
+                   and '"RUNNING"' in row.data_json} - results if strict else running
         napping = {row.host: row.created_at for row in record if row.kind == "runner_on_start"
-                   and row.host in running}
+                   and row.host in started}
         now = utcnow()
-        early = all((now - started).total_seconds() < NAP - 0.8 for started in napping.values())
-        if len(done) >= min_done and done <= results and running and set(napping) == running \
-                and early:
+        early = all((now - at).total_seconds() < NAP - 0.8 for at in napping.values())
+        if len(done) >= min_done and done <= results and running and \
+                set(napping) == started == running and early:
             return rows
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} never reached the middle of a nap")
