@@ -92,11 +92,12 @@ def craton_environment(data_dir: Path, **settings: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_api(env: dict[str, str], home: Path) -> Iterator[Server]:
-    """craton-api on a free port with ``env``, logging to ``home``; stopped by its PID."""
-    port = services.free_port()
+def running_api(env: dict[str, str], home: Path, port: int | None = None) -> Iterator[Server]:
+    """craton-api on ``port`` (a free one by default) with ``env``, logging to ``home``;
+    stopped by its PID."""
+    port = port or services.free_port()
     log = home / "craton-api.log"
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         process = subprocess.Popen([str(BIN / "craton-api"), "--port", str(port)], env=env,
                                    stdout=out, stderr=subprocess.STDOUT, cwd=home)
     try:

@@ -1,18 +1,23 @@
 """The cloud progress bar in a real browser: a job over 20 local hosts — one fails, one cannot
 be reached — started from the jobs page and watched live by three pages: the one that started
-it, one opened mid-run and one whose connection is cut mid-run. All three must end exactly
-where the API says the job ended. Screenshots of the running and the finished page are saved
-as test artifacts."""
+it, one opened mid-run and one whose connection is cut mid-run; and a page that rides out a
+restart of the server. Every page must end exactly where the API says the job ended.
+Screenshots of the running and the finished page are saved as test artifacts."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Browser, Page, expect
 
+from craton.db.models import Job
+from craton.db.session import Database
+from tests import services
+from tests.integration.test_server import BIN, craton_environment, running_api
 from tests.ui.conftest import CuttableProxy, PageErrors, UiServer
 
 Body = dict[str, Any]
@@ -230,3 +235,57 @@ def test_an_unknown_job_says_so(ui_server: UiServer, browser: Browser) -> None:
     expect(page.locator("#job-error")).to_contain_text("999999")
     expect(page.locator("#conn")).to_have_attribute("data-state", "error")
     page.close()
+
+
+def test_a_page_rides_out_a_server_restart(browser: Browser, tmp_path: Path,
+                                           page_errors: PageErrors) -> None:
+    """craton-api stops mid-job and starts again (it resumes the job it was running): the page
+    says it is reconnecting, then catches up and ends exactly where the API says the job
+    ended."""
+    env = craton_environment(tmp_path)
+    subprocess.run([str(BIN / "craton-manage"), "db", "upgrade"], env=env, check=True,
+                   capture_output=True, timeout=120)
+    port = services.free_port()
+    page = page_errors.watch(browser.new_page(viewport={"width": 1400, "height": 1000}))
+    with running_api(env, tmp_path, port) as first:
+        server = UiServer(port=port, process=first.process, log=first.log,
+                          data_dir=tmp_path / "data")
+        fleet = make_fleet(server)
+        reply = server.call("POST", "/v1/jobs", {
+            "region_id": fleet["region"]["id"], "playbook": "site.yml",
+            "source": {"path": str(fleet["source"])}, "forks": 3})
+        assert reply.status == 202, reply.body
+        job_id = reply.json()["id"]
+        page.goto(f"http://127.0.0.1:{port}/ui/jobs/{job_id}")
+        expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=20_000)
+        wait_for("a few hosts to finish", lambda: api_job(server, job_id)["progress"] >= 15)
+    expect(page.locator("#conn")).to_have_attribute("data-state", "reconnecting",
+                                                    timeout=10_000)
+    assert api_job_offline(tmp_path, job_id) == "running"
+    with running_api(env, tmp_path, port) as second:
+        server = UiServer(port=port, process=second.process, log=second.log,
+                          data_dir=tmp_path / "data")
+        job = wait_for("the resumed job to end", lambda: (j := api_job(server, job_id))[
+            "status"] in FINISHED and j)
+        settle(page)
+        hosts = api_hosts(server, job_id)
+        shown = shown_state(page)
+    assert job["status"] == "failed" and job["hosts"]["total"] == 20
+    assert shown == {
+        "percent": "100%", "status": "failed",
+        "counts": {state: job["hosts"][state] for state in STATES},
+        "hosts": {name: host["status"] for name, host in hosts.items()},
+        "problems": {name: [host["status"], host["message"]] for name, host in hosts.items()
+                     if host["status"] in ("failed", "unreachable")},
+    }
+    page.close()
+
+
+def api_job_offline(home: Path, job_id: int) -> str:
+    """The job's status read from the database while no server runs."""
+    db = Database(f"sqlite:///{home / 'data' / 'craton.db'}")
+    try:
+        with db.transaction(write=False) as session:
+            return session.get(Job, job_id).status.value
+    finally:
+        db.dispose()
