@@ -13,6 +13,7 @@ import io
 import json
 import subprocess
 import tarfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,8 @@ def fleets(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def create_fleet(client: Client, fleet: dict[str, Any]) -> tuple[int, dict[str, int]]:
-    tenant = client.create("/v1/tenants", {"name": f"t{id(fleet)}-{len(fleet['hosts'])}"})
+    # A fresh name per example: id() of a collected fleet comes back for a later one.
+    tenant = client.create("/v1/tenants", {"name": f"t-{uuid.uuid4().hex}"})
     region = client.create(f"/v1/tenants/{tenant['id']}/regions",
                            {"name": "r", "variables": fleet["region_vars"]})
     for group in fleet["groups"]:
