@@ -14,18 +14,13 @@ import argparse
 import datetime as dt
 import http.client
 import json
-import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import redis
+from servers import craton_api, redis_server
 
 from craton.api import create_app
 from craton.config import DefaultSettings, RedisSettings, Settings
@@ -33,23 +28,6 @@ from craton.db import migrate
 from craton.db.models import Job, JobStatus
 from craton.db.session import Database
 from craton.jobs.events import Event
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_port(port: int) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing on port {port}")
 
 
 def make_region(client) -> int:
@@ -133,60 +111,34 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1000, help="events/s for the delay run")
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        redis_port = free_port()
-        redis_server = subprocess.Popen(
-            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, start_new_session=True)
-        api = None
-        try:
-            wait_port(redis_port)
-            redis_url = f"redis://127.0.0.1:{redis_port}/0"
-            db_url = f"sqlite:///{tmp}/bench.db"
-            db = Database(db_url)
-            migrate.upgrade(db.engine)
-            settings = Settings(DEFAULT=DefaultSettings(data_dir=tmp),
-                                redis=RedisSettings(url=redis_url))
-            app = create_app(settings, database=db)
-            region_id = make_region(app.test_client())
-            system = app.extensions["craton"].jobs
-            rate = throughput(system, db, region_id, args.events, redis_url)
-            print(f"throughput: {args.events:,} events stored in job_events and published to "
-                  f"Redis at {rate:,.0f} events/s (target >= 5,000)")
+    with tempfile.TemporaryDirectory() as tmp, redis_server() as redis_url:
+        db_url = f"sqlite:///{tmp}/bench.db"
+        db = Database(db_url)
+        migrate.upgrade(db.engine)
+        settings = Settings(DEFAULT=DefaultSettings(data_dir=tmp),
+                            redis=RedisSettings(url=redis_url))
+        app = create_app(settings, database=db)
+        region_id = make_region(app.test_client())
+        system = app.extensions["craton"].jobs
+        rate = throughput(system, db, region_id, args.events, redis_url)
+        print(f"throughput: {args.events:,} events stored in job_events and published to "
+              f"Redis at {rate:,.0f} events/s (target >= 5,000)")
 
-            port = free_port()
-            env = {**os.environ, "CRATON_DATA_DIR": tmp, "CRATON_DATABASE_URL": db_url,
-                   "CRATON_REDIS_URL": redis_url, "CRATON_LOG_LEVEL": "WARNING",
-                   "HOME": tmp}
-            api = subprocess.Popen([str(Path(sys.executable).parent / "craton-api"), "--port",
-                                    str(port)], env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, start_new_session=True)
-            wait_port(port)
+        def emit(job_id: int, index: int) -> None:
+            sent = dt.datetime.now(dt.UTC).isoformat()
+            system.runtime.sink.emit(Event(job_id=job_id, kind="runner_on_ok",
+                                           host="h", data={"sent": sent, "i": index}))
 
-            def emit(job_id: int, index: int) -> None:
-                sent = dt.datetime.now(dt.UTC).isoformat()
-                system.runtime.sink.emit(Event(job_id=job_id, kind="runner_on_ok",
-                                               host="h", data={"sent": sent, "i": index}))
-
+        with craton_api(tmp, db_url, redis_url) as port:
             delays = sse_delays(port, db, region_id, args.rate, args.seconds, emit)
-            delays.sort()
-            p50 = statistics.median(delays) * 1000
-            p99 = delays[int(len(delays) * 0.99) - 1] * 1000
-            print(f"SSE delay over real HTTP (another process, via Redis): {len(delays):,} "
-                  f"events at {args.rate}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
-                  f"max {delays[-1] * 1000:.1f} ms (target p99 <= 100 ms)")
-            app.extensions["craton"].close()
-            db.dispose()
-        finally:
-            for process in (api, redis_server):
-                if process is not None and process.poll() is None:
-                    os.killpg(process.pid, signal.SIGTERM)
-                    try:
-                        process.wait(20)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(process.pid, signal.SIGKILL)
-                        process.wait(5)
-
+        delays.sort()
+        p50 = statistics.median(delays) * 1000
+        p99 = delays[int(len(delays) * 0.99) - 1] * 1000
+        print(f"SSE delay over real HTTP (another process, via Redis): {len(delays):,} "
+              f"events at {args.rate}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+              f"max {delays[-1] * 1000:.1f} ms (target p99 <= 100 ms)")
+        app.extensions["craton"].close()
+        db.dispose()
 
 if __name__ == "__main__":
     main()

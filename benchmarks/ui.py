@@ -19,16 +19,12 @@ out, to make the load exactly repeatable.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 from playwright.sync_api import sync_playwright
+from servers import craton_api, redis_server
 
 from craton.api import create_app
 from craton.config import DefaultSettings, RedisSettings, Settings
@@ -36,9 +32,6 @@ from craton.db import migrate
 from craton.db.models import HostRunStatus, Job, JobHost, JobStatus
 from craton.db.session import Database
 from craton.jobs.events import Event
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from events import free_port, wait_port
 
 TASKS = ("Wait for the host", "Check disks", "Install packages", "Configure services", "Verify")
 PROBE = """
@@ -97,40 +90,19 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--rate", type=int, default=1200, help="events per second")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        redis_port = free_port()
-        redis_server = subprocess.Popen(
-            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, start_new_session=True)
-        api = None
-        try:
-            wait_port(redis_port)
-            redis_url = f"redis://127.0.0.1:{redis_port}/0"
-            db_url = f"sqlite:///{tmp}/bench.db"
-            db = Database(db_url)
-            migrate.upgrade(db.engine)
-            settings = Settings(DEFAULT=DefaultSettings(data_dir=tmp),
-                                redis=RedisSettings(url=redis_url))
-            app = create_app(settings, database=db)
-            sink = app.extensions["craton"].jobs.runtime.sink
-            job_id = make_job(app, db, args.hosts)
-
-            port = free_port()
-            env = {**os.environ, "CRATON_DATA_DIR": tmp, "CRATON_DATABASE_URL": db_url,
-                   "CRATON_REDIS_URL": redis_url, "CRATON_LOG_LEVEL": "WARNING", "HOME": tmp}
-            api = subprocess.Popen([str(Path(sys.executable).parent / "craton-api"), "--port",
-                                    str(port)], env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, start_new_session=True)
-            wait_port(port)
+    with tempfile.TemporaryDirectory() as tmp, redis_server() as redis_url:
+        db_url = f"sqlite:///{tmp}/bench.db"
+        db = Database(db_url)
+        migrate.upgrade(db.engine)
+        settings = Settings(DEFAULT=DefaultSettings(data_dir=tmp),
+                            redis=RedisSettings(url=redis_url))
+        app = create_app(settings, database=db)
+        sink = app.extensions["craton"].jobs.runtime.sink
+        job_id = make_job(app, db, args.hosts)
+        with craton_api(tmp, db_url, redis_url) as port:
             run(args, sink, job_id, port)
-            app.extensions["craton"].close()
-            db.dispose()
-        finally:
-            for process in (api, redis_server):
-                if process is not None and process.poll() is None:
-                    os.killpg(process.pid, signal.SIGTERM)
-                    process.wait(20)
-
+        app.extensions["craton"].close()
+        db.dispose()
 
 def run(args: argparse.Namespace, sink, job_id: int, port: int) -> None:
     with sync_playwright() as playwright:

@@ -98,10 +98,15 @@ def _copy_tree(source: Traversable, target: Path) -> None:
             (target / entry.name).write_bytes(entry.read_bytes())
 
 
+def find_region(session: Session) -> Region | None:
+    """The demo region, if it was loaded."""
+    return session.scalar(
+        select(Region).join(Tenant).where(Tenant.name == TENANT, Region.name == REGION))
+
+
 def load_demo(session: Session) -> Region:
     """Create the demo tenant and region unless they exist; returns the region."""
-    existing = session.scalar(
-        select(Region).join(Tenant).where(Tenant.name == TENANT, Region.name == REGION))
+    existing = find_region(session)
     if existing is not None:
         return existing
     tenant = session.scalar(select(Tenant).where(Tenant.name == TENANT)) or \

@@ -83,13 +83,8 @@ def main(argv: list[str] | None = None) -> int:
               "only allowed on a loopback address", file=sys.stderr)
         return 2
     from craton.db import migrate
-    from craton.db.session import make_engine
 
-    engine = make_engine(settings.database_url)
-    try:
-        problem = migrate.schema_problem(engine)
-    finally:
-        engine.dispose()
+    problem = migrate.schema_problem_at(settings.database_url)
     if problem:
         print(f"craton-api: {problem}", file=sys.stderr)
         return 2

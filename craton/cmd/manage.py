@@ -169,11 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"craton-manage: {error}", file=sys.stderr)
         return 2
     if args.func in NEEDS_SCHEMA:
-        engine = _engine(settings)
-        try:
-            problem = migrate.schema_problem(engine)
-        finally:
-            engine.dispose()
+        problem = migrate.schema_problem_at(settings.database_url)
         if problem:
             print(f"craton-manage: {problem}", file=sys.stderr)
             return 2

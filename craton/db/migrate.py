@@ -14,6 +14,7 @@ from sqlalchemy import Engine, MetaData
 from taskflow.persistence.backends.sqlalchemy import tables as taskflow_tables
 
 from craton.db.models import Base
+from craton.db.session import make_engine
 
 
 def script_location() -> Path:
@@ -71,6 +72,16 @@ def schema_problem(engine: Engine) -> str | None:
         return None
     return (f"the database schema is at revision {current or 'base (empty)'}, not {head}: "
             "run `craton-manage db upgrade`")
+
+
+def schema_problem_at(url: str) -> str | None:
+    """:func:`schema_problem` of the database at ``url`` (what a command checks before it
+    starts)."""
+    engine = make_engine(url)
+    try:
+        return schema_problem(engine)
+    finally:
+        engine.dispose()
 
 
 def schema_differences(engine: Engine) -> list[object]:

@@ -8,7 +8,7 @@ import concurrent.futures
 import contextlib
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import futurist
 from sqlalchemy import select
@@ -21,6 +21,9 @@ from craton.db.models import Job, JobStatus
 from craton.jobs.events import FLOW_EVENT
 from craton.jobs.flows import build_flow, finish
 from craton.jobs.runtime import JobRuntime
+
+if TYPE_CHECKING:
+    from craton.jobs.distributed import DistributedEngine
 
 LOG = logging.getLogger(__name__)
 NAMESPACE = uuid.UUID("6f1f3c1e-7a55-4f5e-9a3b-6d2a0c8e4b11")
@@ -153,11 +156,13 @@ class JobSystem:
         # Loading TaskFlow's persistence plugin scans entry points (~0.7 s of CPU): at start,
         # not in a user's first request.
         self.runtime.taskflow_backend()
-        self.engine = EmbeddedEngine(self.runtime)
+        self.engine: EmbeddedEngine | DistributedEngine
         if settings.jobs.engine == "distributed":
             from craton.jobs.distributed import DistributedEngine
 
             self.engine = DistributedEngine(self.runtime)
+        else:
+            self.engine = EmbeddedEngine(self.runtime)
 
     def forget(self, job_ids: list[int]) -> None:
         """Drop what TaskFlow and Redis still hold of deleted jobs."""

@@ -37,6 +37,7 @@ from craton.db.models import (
     utcnow,
     value_digest,
 )
+from craton.db.util import chunked
 from craton.errors import CratonError
 from craton.inventory.bundle import BundleSpec, prepare_bundle
 from craton.inventory.names import variable_key_problem
@@ -153,12 +154,12 @@ class RunHost(task.Task):
         reason = _blocked_by(upstream)
         private = work_dir(rt, job_id) / "bundle" / "hosts" / self.host
         if rt.cancelled(job_id):
-            status = _skip(rt, job_id, self.host, "the job was cancelled before this host ran")
+            status = _skip(rt, job_id, [self.host], "the job was cancelled before this host ran")
         elif reason is not None:
-            status = _skip(rt, job_id, self.host, reason)
+            status = _skip(rt, job_id, [self.host], reason)
         elif not private.is_dir():
-            status = _skip(rt, job_id, self.host, "the host left the inventory after the job "
-                                                  "was submitted")
+            status = _skip(rt, job_id, [self.host], "the host left the inventory after the job "
+                                                    "was submitted")
         else:
             outcome = _run(rt, job, private, limit=None, mark=f"job-{job_id}/{self.host}")
             status = _record_hosts(rt, job_id, [self.host], outcome)[self.host]
@@ -189,8 +190,7 @@ class RunAggregate(task.Task):
         if not todo:
             return
         if rt.cancelled(job_id):
-            for host in todo:
-                _skip(rt, job_id, host, "the job was cancelled before this host ran")
+            _skip(rt, job_id, todo, "the job was cancelled before this host ran")
             return
         outcome = _run(rt, job, work_dir(rt, job_id) / "bundle", limit=",".join(todo),
                        mark=f"job-{job_id}/*")
@@ -226,23 +226,16 @@ def _recorded_status(rt: JobRuntime, job_id: int, host: str) -> HostRunStatus | 
     return HostRunStatus(found) if found is not None else None
 
 
-def _set_host(rt: JobRuntime, job_id: int, host: str, **values: Any) -> None:
-    now = utcnow()
+def _skip(rt: JobRuntime, job_id: int, hosts: list[str], reason: str) -> HostRunStatus:
+    """Skip ``hosts`` (one statement however many), saying why."""
     with rt.db.transaction() as session:
-        row = session.get(JobHost, (job_id, host))
-        if row is None:
-            return
-        for key, value in values.items():
-            setattr(row, key, value)
-        if values.get("status") is HostRunStatus.RUNNING and row.started_at is None:
-            row.started_at = now
-        if "status" in values and HostRunStatus(values["status"]).finished:
-            row.finished_at = now
-
-
-def _skip(rt: JobRuntime, job_id: int, host: str, reason: str) -> HostRunStatus:
-    _set_host(rt, job_id, host, status=HostRunStatus.SKIPPED, message=reason)
-    rt.emit(job_id, "host_skipped", host, {"msg": reason})
+        for chunk in chunked(hosts):
+            session.execute(
+                update(JobHost).where(JobHost.job_id == job_id, JobHost.host_name.in_(chunk))
+                .values(status=HostRunStatus.SKIPPED, message=reason, finished_at=utcnow())
+                .execution_options(synchronize_session=False))
+    for host in hosts:
+        rt.emit(job_id, "host_skipped", host, {"msg": reason})
     return HostRunStatus.SKIPPED
 
 
@@ -264,9 +257,11 @@ def _record_hosts(rt: JobRuntime, job_id: int, hosts: list[str],
                 "Ansible did not run this host (no play targeted it)"
             final[host] = (HostRunStatus.SKIPPED if outcome.status == "successful" else
                            HostRunStatus.FAILED, message, None)
+    reached: list[int] = []
+    unreached: list[int] = []
     with rt.db.transaction() as session:
-        rows = {row.host_name: row for row in session.scalars(
-            select(JobHost).where(JobHost.job_id == job_id, JobHost.host_name.in_(hosts)))}
+        rows = {row.host_name: row for chunk in chunked(hosts) for row in session.scalars(
+            select(JobHost).where(JobHost.job_id == job_id, JobHost.host_name.in_(chunk)))}
         for host, (status, message, state) in final.items():
             row = rows.get(host)
             if row is None:
@@ -277,16 +272,18 @@ def _record_hosts(rt: JobRuntime, job_id: int, hosts: list[str],
                 row.current_task = state.current_task
             if row.host_id is None or state is None:
                 continue
-            unreachable = status is HostRunStatus.UNREACHABLE
-            if unreachable or state.contacted:
-                values: dict[str, Any] = {"reachable": not unreachable}
-                if not unreachable:
-                    values["last_seen_at"] = now
-                session.execute(update(Host).where(Host.id == row.host_id).values(**values)
-                                .execution_options(synchronize_session=False))
+            if status is HostRunStatus.UNREACHABLE:
+                unreached.append(row.host_id)
+            elif state.contacted:
+                reached.append(row.host_id)
             if state.audit:
                 written = _write_audit(session, row.host_id, job_id, state.audit)
                 rt.emit(job_id, "audit", host, {"variables": written})
+        for host_ids, values in ((reached, {"reachable": True, "last_seen_at": now}),
+                                 (unreached, {"reachable": False})):
+            for chunk in chunked(host_ids):
+                session.execute(update(Host).where(Host.id.in_(chunk)).values(**values)
+                                .execution_options(synchronize_session=False))
     for host, (status, message, _) in final.items():
         rt.emit(job_id, "host_result", host, {"status": status.value, "msg": message})
     return {host: status for host, (status, _, _) in final.items()}

@@ -9,6 +9,8 @@ import threading
 import time
 from typing import Any
 
+from sqlalchemy import select
+
 from craton.config import Settings
 from craton.context import RequestContext
 from craton.db.models import Job
@@ -53,9 +55,7 @@ class JobRuntime:
         if answer or time.monotonic() - checked_at < CANCEL_CHECK_SECONDS:
             return answer
         with self.db.transaction(write=False) as session:
-            answer = bool(session.scalar(
-                Job.__table__.select().with_only_columns(Job.cancel_requested)
-                .where(Job.id == job_id)))
+            answer = bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
         self._cancel_checked[job_id] = (time.monotonic(), answer)
         return answer
 

@@ -81,7 +81,7 @@ def submit_job(session: Session, ctx: RequestContext, request: JobRequest, *, fe
         raise invalid({"filters": "select no host in the region"})
     pin = pin_source(fetcher, request.source_url, request.source_ref, request.source_path,
                      request.playbook)
-    plan = make_plan(session, ctx, region.id, [host_id for host_id, _ in hosts])
+    plan = make_plan(session, ctx, region.id, dict(hosts))
     job = Job(
         region_id=region.id, status=JobStatus.PENDING, playbook=request.playbook,
         source_url=request.source_url or (f"file://{request.source_path}"
@@ -102,18 +102,19 @@ def submit_job(session: Session, ctx: RequestContext, request: JobRequest, *, fe
 
 
 def make_plan(session: Session, ctx: RequestContext, region_id: int,
-              host_ids: Sequence[int]) -> dict[str, Any]:
-    """Which hosts wait for which: a host of a group that depends on group D starts only when
-    every selected host of D has finished (a host in D itself waits for the others). Groups
-    are a DAG, yet hosts in several groups could still wait for each other: that is refused."""
+              names: Mapping[int, str]) -> dict[str, Any]:
+    """Which hosts wait for which (``names``: the selected hosts, id → name): a host of a
+    group that depends on group D starts only when every selected host of D has finished (a
+    host in D itself waits for the others). Groups are a DAG, yet hosts in several groups could
+    still wait for each other: that is refused."""
     graph = load_snapshot(session, ctx, region_id, fetcher=None).graph
+    host_ids = list(names)
     direct: dict[int, set[int]] = defaultdict(set)
-    for host_id, group_id in session.execute(
-            select(HostGroup.host_id, HostGroup.group_id)
-            .where(HostGroup.host_id.in_(list(host_ids)))):
-        direct[host_id].add(group_id)
-    names = dict(session.execute(select(Host.id, Host.name).where(Host.id.in_(list(host_ids)))
-                                 .order_by(Host.id)).all())
+    for chunk in chunked(host_ids):
+        for host_id, group_id in session.execute(
+                select(HostGroup.host_id, HostGroup.group_id)
+                .where(HostGroup.host_id.in_(chunk))):
+            direct[host_id].add(group_id)
     effective = {h: set().union(*(graph.ancestors(g) for g in direct[h])) if direct[h] else set()
                  for h in host_ids}
     members: dict[int, list[str]] = defaultdict(list)
@@ -197,16 +198,23 @@ def request_cancel(session: Session, ctx: RequestContext, job: Job) -> Job:
     return job
 
 
+def host_jobs(session: Session, host_id: int, *, limit: int,
+              before: int | None = None) -> list[tuple[JobHost, Job]]:
+    """A host's part in its jobs, newest job first (those before job ``before``, if given)."""
+    stmt = (select(JobHost, Job).join(Job, Job.id == JobHost.job_id)
+            .where(JobHost.host_id == host_id))
+    if before is not None:
+        stmt = stmt.where(JobHost.job_id < before)
+    return [(job_host, job) for job_host, job in
+            session.execute(stmt.order_by(JobHost.job_id.desc()).limit(limit))]
+
+
 def host_status(session: Session, host: Host) -> dict[str, Any]:
     """Where a host is at: its last job, the task it is in or stopped at, the result."""
-    row = session.execute(
-        select(JobHost, Job).join(Job, Job.id == JobHost.job_id)
-        .where(JobHost.host_id == host.id).order_by(JobHost.job_id.desc()).limit(1)).first()
     status: dict[str, Any] = {"host_id": host.id, "name": host.name,
                               "reachable": host.reachable, "last_seen_at": host.last_seen_at,
                               "job": None}
-    if row is not None:
-        job_host, job = row
+    for job_host, job in host_jobs(session, host.id, limit=1):
         status["job"] = {"id": job.id, "status": job.status.value, "playbook": job.playbook,
                          "result": job_host.status.value, "task": job_host.current_task,
                          "message": job_host.message,

@@ -13,11 +13,9 @@ import json
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, redirect, render_template, url_for
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from craton import __version__, demo
-from craton.db.models import Region, Tenant
 
 DEMO_FORKS = 10
 """The demo fleet's 20 hosts in two waves: a first look that takes well under a minute."""
@@ -43,8 +41,8 @@ def form_defaults() -> dict[str, Any]:
     if not (source / demo.DEMO_PLAYBOOK).is_file():
         return {}
     with services.db.transaction(write=False) as session:
-        region_id = session.scalar(select(Region.id).join(Tenant).where(
-            Tenant.name == demo.TENANT, Region.name == demo.REGION))
+        region = demo.find_region(session)
+        region_id = region.id if region is not None else None
     return {"region_id": region_id, "source_path": str(source), "playbook": demo.DEMO_PLAYBOOK,
             "forks": DEMO_FORKS}
 

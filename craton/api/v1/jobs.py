@@ -233,12 +233,8 @@ class HostJobs(MethodView):
     def get(self, args: dict[str, Any], host_id: int) -> Any:
         """A host's jobs, newest first, each with what became of the host in it"""
         host = get_scoped(db_session(), context(), Host, host_id)
-        stmt = (select(JobHost, Job).join(Job, Job.id == JobHost.job_id)
-                .where(JobHost.host_id == host.id))
         limit = page_size(args.get("limit"))
-        if args.get("marker") is not None:
-            stmt = stmt.where(JobHost.job_id < args["marker"])
-        rows = db_session().execute(stmt.order_by(JobHost.job_id.desc()).limit(limit + 1)).all()
+        rows = service.host_jobs(db_session(), host.id, limit=limit + 1, before=args.get("marker"))
         items = [{"job_id": job.id, "job_status": job.status.value, "playbook": job.playbook,
                   "region_id": job.region_id, "created_at": job.created_at,
                   "status": job_host.status.value, "current_task": job_host.current_task,

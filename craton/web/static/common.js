@@ -217,19 +217,26 @@ export function jobBadge(status) {
   return h("span", { class: "status-badge", "data-status": status, text: status });
 }
 
+/** How many of ``counts``' hosts have finished. */
+export function finishedCount(counts) {
+  return STATE_ORDER.filter((s) => FINISHED.has(s)).reduce((n, s) => n + (counts[s] || 0), 0);
+}
+
+/** "3 ok, 1 failed" — the counts in words. */
+export function countsText(counts) {
+  return STATE_ORDER.filter((s) => counts[s]).map((s) => `${counts[s]} ${s}`).join(", ") || "no hosts";
+}
+
+/** A bar's segments, one per state with hosts (pending is the bar's own background). */
+export function barSegments(counts) {
+  return STATE_ORDER.filter((s) => s !== "pending" && counts[s]).map((s) =>
+    h("span", { class: "seg", "data-status": s, style: `width:${(100 * counts[s]) / counts.total}%`, title: `${counts[s]} ${s}` }));
+}
+
 /** A small stacked bar of a job's hosts per state, with its text alternative. */
 export function miniBar(counts) {
-  const total = counts.total || 0;
-  const finished = STATE_ORDER.filter((s) => FINISHED.has(s)).reduce((n, s) => n + (counts[s] || 0), 0);
-  const bar = h("div", {
-    class: "bar mini", role: "img",
-    "aria-label": STATE_ORDER.filter((s) => counts[s]).map((s) => `${counts[s]} ${s}`).join(", ") || "no hosts",
-  });
-  for (const state of STATE_ORDER) {
-    if (!counts[state] || state === "pending") continue;
-    bar.append(h("span", { class: "seg", "data-status": state, style: `width:${(100 * counts[state]) / total}%` }));
-  }
-  return h("div", { class: "mini-wrap" }, bar, h("span", { class: "mini-text", text: `${finished}/${total}` }));
+  const bar = h("div", { class: "bar mini", role: "img", "aria-label": countsText(counts) }, ...barSegments(counts));
+  return h("div", { class: "mini-wrap" }, bar, h("span", { class: "mini-text", text: `${finishedCount(counts)}/${counts.total || 0}` }));
 }
 
 export function formatDuration(seconds) {

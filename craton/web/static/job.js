@@ -5,7 +5,7 @@
 // with the API, so what it shows last is exactly what GET /v1/jobs/{id} says.
 import {
   api, listAll, EventStream, STATES, STATE_ORDER, FINISHED, JOB_FINISHED,
-  h, badge, formatDuration, showError,
+  h, badge, barSegments, countsText, finishedCount, formatDuration, showError,
 } from "./common.js";
 
 const jobId = Number(document.body.dataset.jobId);
@@ -136,7 +136,7 @@ function draw(now) {
 function drawSummary() {
   const job = model.job;
   const c = counts();
-  const finished = STATE_ORDER.filter((s) => FINISHED.has(s)).reduce((n, s) => n + c[s], 0);
+  const finished = finishedCount(c);
   const percent = c.total ? Math.floor((100 * finished) / c.total) : (JOB_FINISHED.has(job.status) ? 100 : 0);
 
   const status = $("job-status");
@@ -151,9 +151,8 @@ function drawSummary() {
   $("finished-text").textContent = `${finished} of ${c.total} hosts finished`;
   const bar = $("bar");
   bar.setAttribute("aria-valuenow", String(percent));
-  bar.setAttribute("aria-valuetext", `${percent}%: ${legendText(c)}`);
-  bar.replaceChildren(...STATE_ORDER.filter((s) => s !== "pending" && c[s]).map((s) =>
-    h("span", { class: "seg", "data-status": s, style: `width:${(100 * c[s]) / c.total}%`, title: `${c[s]} ${s}` })));
+  bar.setAttribute("aria-valuetext", `${percent}%: ${countsText(c)}`);
+  bar.replaceChildren(...barSegments(c));
 
   $("legend").replaceChildren(...STATE_ORDER.map((s) =>
     h("li", { "data-status": s, class: c[s] ? "" : "zero" },
@@ -163,10 +162,6 @@ function drawSummary() {
   $("now-text").textContent = nowText(c);
   drawProblems();
   tickElapsed();
-}
-
-function legendText(c) {
-  return STATE_ORDER.filter((s) => c[s]).map((s) => `${c[s]} ${s}`).join(", ") || "no hosts";
 }
 
 function nowText(c) {

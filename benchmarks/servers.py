@@ -1,0 +1,68 @@
+"""The real servers the benchmarks start on 127.0.0.1 — Debian's redis-server and craton-api —
+each stopped by the PID (process group) it was started with."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing on port {port}")
+
+
+@contextlib.contextmanager
+def _serving(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_port(port)
+        yield
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(5)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """A private redis-server without persistence; yields its URL."""
+    port = free_port()
+    with _serving(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                   "--appendonly", "no"], port):
+        yield f"redis://127.0.0.1:{port}/0"
+
+
+@contextlib.contextmanager
+def craton_api(data_dir: str, db_url: str, redis_url: str) -> Iterator[int]:
+    """craton-api on ``db_url`` with ``redis_url`` as its events' fast path; yields its port."""
+    port = free_port()
+    env = {**os.environ, "CRATON_DATA_DIR": data_dir, "CRATON_DATABASE_URL": db_url,
+           "CRATON_REDIS_URL": redis_url, "CRATON_LOG_LEVEL": "WARNING", "HOME": data_dir}
+    with _serving([str(Path(sys.executable).parent / "craton-api"), "--port", str(port)], port,
+                  env):
+        yield port
