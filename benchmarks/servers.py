@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -50,11 +51,13 @@ def _serving(command: list[str], port: int, env: dict[str, str] | None = None) -
 
 @contextlib.contextmanager
 def redis_server() -> Iterator[str]:
-    """A private redis-server without persistence; yields its URL."""
+    """A private redis-server without persistence, requiring a password (Craton refuses a
+    Redis it could reach without one while jobs run sandboxed); yields its URL."""
     port = free_port()
+    password = secrets.token_hex(16)
     with _serving(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                   "--appendonly", "no"], port):
-        yield f"redis://127.0.0.1:{port}/0"
+                   "--appendonly", "no", "--requirepass", password], port):
+        yield f"redis://:{password}@127.0.0.1:{port}/0"
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ import configparser
 import dataclasses
 import os
 import textwrap
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,21 @@ class JobsSettings:
         15, "Seconds a worker's claim on a job lasts without a heartbeat before another "
             "worker may take the job over (distributed engine).")
     keep_work_dirs: bool = _opt(False, "Keep a job's unpacked bundle after it ends.")
+    sandbox: bool = _opt(
+        True,
+        "Run each job's Ansible in a bubblewrap sandbox that sees only the job's own files "
+        "(playbooks and inventory variables are code to Ansible, and tenants write them). "
+        "off runs them unconfined with Craton's rights: only where every playbook and "
+        "variable is trusted; Craton warns loudly at start-up.")
+    sandbox_paths: tuple[str, ...] = _opt(
+        (),
+        "Comma-separated extra paths every sandboxed run may read, e.g. a directory of Ansible "
+        "collections or roles; a path ending in :rw may also be written (every job of every "
+        "tenant shares it, so share nothing secret there).")
+    known_hosts: str = _opt(
+        "~/.ssh/known_hosts",
+        "SSH known-hosts file jobs check host keys against (read-only in the sandbox). Empty: "
+        "none, so with host_key_checking every host is unknown.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,8 +311,38 @@ def _validate(settings: Settings) -> None:
         problems.append("[jobs] default_forks must be between 1 and max_forks")
     if jobs.concurrent_jobs < 1 or jobs.claim_expiry < 2:
         problems.append("[jobs] concurrent_jobs must be at least 1 and claim_expiry at least 2")
+    for entry in jobs.sandbox_paths:
+        if not Path(entry.removesuffix(":rw")).expanduser().is_absolute():
+            problems.append(f"[jobs] sandbox_paths: {entry!r} is not an absolute path")
+    if jobs.sandbox:
+        problems += exposed_services(settings.redis.url, settings.database.url)
     if problems:
         raise ConfigError("; ".join(problems))
+
+
+def exposed_services(redis_url: str, database_url: str) -> list[str]:
+    """Craton's services a sandboxed job could use without credentials — the sandbox shares
+    the host's network, so Redis or a networked database reached without a password would
+    let a playbook read and write the jobboard, every job's events, or the database."""
+    problems = []
+    if redis_url:
+        parts = urllib.parse.urlsplit(redis_url)
+        if parts.scheme in ("redis", "rediss") and not parts.password:
+            problems.append(
+                "[redis] url has no password, but jobs run sandboxed on this machine's network "
+                "and could then read and write the jobboard and every job's events: require a "
+                "password in Redis (requirepass or an ACL user) and put it in the URL "
+                "(redis://:PASSWORD@host:port/0), or use a unix socket (unix:///path)")
+    if database_url:
+        parts = urllib.parse.urlsplit(database_url)
+        query = urllib.parse.parse_qs(parts.query)
+        if parts.scheme.startswith(("mysql", "mariadb", "postgresql")) \
+                and not parts.password and "unix_socket" not in query:
+            problems.append(
+                "[database] url has no password, but jobs run sandboxed on this machine's "
+                "network and could then connect to the database: give the database user a "
+                "password and put it in the URL")
+    return problems
 
 
 def sample_config() -> str:

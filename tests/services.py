@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -51,14 +52,19 @@ class MariaDB:
     port: int
     socket: Path
     process: subprocess.Popen[bytes]
+    password: str = ""
+    """root's password: jobs run sandboxed on this machine's network, so the database must
+    not answer without one (Craton refuses such a URL while the sandbox is on)."""
 
     def url(self, database: str) -> str:
-        return f"mysql+pymysql://root@127.0.0.1:{self.port}/{database}?charset=utf8mb4"
+        return (f"mysql+pymysql://root:{self.password}@127.0.0.1:{self.port}/{database}"
+                "?charset=utf8mb4")
 
     def execute(self, *statements: str) -> None:
         import pymysql
 
-        connection = pymysql.connect(host="127.0.0.1", port=self.port, user="root")
+        connection = pymysql.connect(host="127.0.0.1", port=self.port, user="root",
+                                     password=self.password)
         try:
             with connection.cursor() as cursor:
                 for statement in statements:
@@ -93,7 +99,26 @@ def mariadb(workdir: Path) -> Iterator[MariaDB]:
     )
     try:
         wait_for_port(port, process, log=log)
-        yield MariaDB(port=port, socket=sock, process=process)
+        server = MariaDB(port=port, socket=sock, process=process)
+        password = secrets.token_hex(16)
+        import pymysql
+
+        connection = pymysql.connect(host="127.0.0.1", port=port, user="root")
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT host FROM mysql.user WHERE user = 'root'")
+                for (host,) in cursor.fetchall():
+                    try:
+                        cursor.execute("ALTER USER 'root'@%s IDENTIFIED BY %s", (host, password))
+                    except pymysql.err.OperationalError:
+                        # root@<machine name>: unusable with --skip-name-resolve, and it must
+                        # not stay open without a password.
+                        cursor.execute("DROP USER 'root'@%s", (host,))
+            connection.commit()
+        finally:
+            connection.close()
+        server.password = password
+        yield server
     finally:
         stop(process)
 
@@ -108,22 +133,29 @@ class Redis:
     port: int
     process: subprocess.Popen[bytes]
     workdir: Path
+    password: str
+    """Required by the server: sandboxed jobs share this machine's network (Craton refuses a
+    Redis URL without a password while the sandbox is on)."""
+
+    def url_of(self, db: int = 0) -> str:
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/{db}"
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.url_of(0)
 
     def restart(self) -> None:
         """Stop the server and start it again on the same port (empty: --save '')."""
         stop(self.process)
-        self.process = _start_redis(self.port, self.workdir)
+        self.process = _start_redis(self.port, self.workdir, self.password)
 
 
-def _start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+def _start_redis(port: int, workdir: Path, password: str) -> subprocess.Popen[bytes]:
     log = workdir / f"redis-{port}.log"
     process = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir), "--logfile", str(log)],
+         "--appendonly", "no", "--dir", str(workdir), "--logfile", str(log),
+         "--requirepass", password],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     wait_for_port(port, process, log=log)
     return process
@@ -136,7 +168,9 @@ def redis_server(workdir: Path) -> Iterator[Redis]:
         raise RuntimeError("redis-server is not installed: run scripts/test, which installs it")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    server = Redis(port=port, process=_start_redis(port, workdir), workdir=workdir)
+    password = secrets.token_hex(16)
+    server = Redis(port=port, process=_start_redis(port, workdir, password), workdir=workdir,
+                   password=password)
     try:
         yield server
     finally:

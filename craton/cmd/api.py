@@ -83,7 +83,15 @@ def main(argv: list[str] | None = None) -> int:
               "only allowed on a loopback address", file=sys.stderr)
         return 2
     from craton.db import migrate
+    from craton.jobs import sandbox
 
+    if settings.jobs.sandbox:
+        try:
+            sandbox.check_available()
+        except sandbox.SandboxUnavailable as error:
+            print(f"craton-api: {error}", file=sys.stderr)
+            return 2
+    sandbox.warn_if_off(settings.jobs.sandbox)
     problem = migrate.schema_problem_at(settings.database_url)
     if problem:
         print(f"craton-api: {problem}", file=sys.stderr)

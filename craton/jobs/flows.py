@@ -216,7 +216,7 @@ def _run(rt: JobRuntime, job: Job, private: Path, *, limit: str | None,
         extra_vars=json.loads(job.extra_vars_json),
         host_key_checking=rt.settings.jobs.host_key_checking, on_event=on_event,
         on_host=on_host, cancelled=lambda: rt.cancelled(job.id), redactor=Redactor(secrets),
-        limit=limit, mark=mark, ident=f"job-{job.id}")
+        limit=limit, mark=mark, ident=f"job-{job.id}", sandbox=rt.sandbox)
 
 
 def _recorded_status(rt: JobRuntime, job_id: int, host: str) -> HostRunStatus | None:

@@ -21,10 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import ansible_runner
+from ansible_runner.config.runner import RunnerConfig
+from ansible_runner.runner import Runner
 
 from craton.db.models import HostRunStatus
-from craton.jobs.events import Redactor, clip
+from craton.jobs.events import MAX_TEXT, Redactor, clip
+from craton.jobs.sandbox import Sandbox
 
 AUDIT_FACT = "craton_audit"
 RUN_MARK = "CRATON_RUN"
@@ -142,12 +144,16 @@ def _close_control_sockets(directory: Path) -> None:
 
 
 def message_of(result: dict[str, Any]) -> str | None:
-    """Ansible's own words for a result: msg, else stderr, else reason."""
-    for key in ("msg", "stderr", "reason", "exception"):
-        value = result.get(key)
-        if value:
-            return clip(value)
-    return None
+    """Ansible's own words for a result: msg, else stderr, else reason. A command's generic
+    "non-zero return code" comes with the end of what the command said on stderr — where the
+    error is."""
+    message = next((result[key] for key in ("msg", "stderr", "reason", "exception")
+                    if result.get(key)), None)
+    stderr = result.get("stderr")
+    if message == "non-zero return code" and isinstance(stderr, str) and stderr.strip():
+        tail = stderr.strip()[-(MAX_TEXT // 2):]
+        message = f"{message} ({result.get('rc')}): {tail}"
+    return clip(message)
 
 
 class HostTracker:
@@ -218,9 +224,11 @@ def run_playbook(private_data_dir: Path, project_dir: Path, playbook: str, *,
                  forks: int, check: bool, diff: bool, extra_vars: dict[str, Any],
                  host_key_checking: bool, on_event: OnEvent, on_host: OnHost | None,
                  cancelled: Callable[[], bool], redactor: Redactor, mark: str,
-                 limit: str | None = None, ident: str = "run") -> RunOutcome:
+                 sandbox: Sandbox | None, limit: str | None = None,
+                 ident: str = "run") -> RunOutcome:
     """Run ``playbook`` (a path inside ``project_dir``) on the inventory of
-    ``private_data_dir``; report every event and every host's changes as they happen."""
+    ``private_data_dir``, inside ``sandbox`` (None: unconfined); report every event and every
+    host's changes as they happen."""
     tracker = HostTracker(on_host)
 
     def handle(event: dict[str, Any]) -> bool:
@@ -235,24 +243,33 @@ def run_playbook(private_data_dir: Path, project_dir: Path, playbook: str, *,
 
     cmdline = " ".join(flag for flag, wanted in (("--check", check), ("--diff", diff))
                        if wanted)
-    # SSH connections Ansible keeps open (ControlPersist) must never outlive this run: in a
-    # shared directory, a later job — another tenant's, or one after a key was revoked —
-    # would ride an open session without its own key being checked. A private, short path
-    # (sockets have a ~104-byte limit) per run.
-    control_dir = tempfile.mkdtemp(prefix="craton-cp-")
+    envvars = {**ansible_env(host_key_checking), RUN_MARK: mark}
+    control_dir = None
+    if sandbox is None:
+        # SSH connections Ansible keeps open (ControlPersist) must never outlive this run: in
+        # a shared directory, a later job — another tenant's, or one after a key was revoked
+        # — would ride an open session without its own key being checked. A private, short
+        # path (sockets have a ~104-byte limit) per run. (In the sandbox they live in its
+        # private /tmp and die with it.)
+        control_dir = tempfile.mkdtemp(prefix="craton-cp-")
+        envvars["ANSIBLE_SSH_CONTROL_PATH_DIR"] = control_dir
     kill_marked(mark)  # what a run of the same mark left behind (its worker died)
     try:
-        runner = ansible_runner.run(
+        config = RunnerConfig(
             private_data_dir=str(private_data_dir), project_dir=str(project_dir),
             playbook=playbook, forks=forks, extravars=extra_vars or None, limit=limit,
-            cmdline=cmdline or None, quiet=True, event_handler=handle,
-            envvars={**ansible_env(host_key_checking),
-                     "ANSIBLE_SSH_CONTROL_PATH_DIR": control_dir, RUN_MARK: mark},
-            cancel_callback=cancelled, ident=ident,
-            settings={"suppress_output_file": True, "suppress_ansible_output": True},
-        )
+            cmdline=cmdline or None, quiet=True, envvars=envvars, ident=ident,
+            suppress_output_file=True, suppress_ansible_output=True, suppress_env_files=True)
+        config.prepare()
+        if sandbox is not None:
+            config.command = sandbox.command(
+                config.command, writable=(private_data_dir, project_dir), cwd=config.cwd)
+            config.env = sandbox.environment(config.env)
+        runner = Runner(config, event_handler=handle, cancel_callback=cancelled)
+        runner.run()
     finally:
-        _close_control_sockets(Path(control_dir))
+        if control_dir is not None:
+            _close_control_sockets(Path(control_dir))
         kill_marked(mark)
     message = None
     if runner.status not in ("successful", "failed"):

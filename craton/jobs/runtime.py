@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -16,6 +17,7 @@ from craton.context import RequestContext
 from craton.db.models import Job
 from craton.db.session import Database
 from craton.jobs.events import Event, EventFeed, EventSink, LocalWakeups, RedisLink
+from craton.jobs.sandbox import Sandbox
 from craton.secrets.backends import SecretBackend
 from craton.sources.fetch import Fetcher
 
@@ -38,6 +40,7 @@ class JobRuntime:
         self.sink = EventSink(db, self.redis, self.wakeups)
         self.feed = EventFeed(db, self.redis, self.wakeups)
         self.local_jobs: set[int] = set()
+        self.sandbox = make_sandbox(settings)
         self._cancel_checked: dict[int, tuple[float, bool]] = {}
         self._taskflow_backend: Any = None
 
@@ -71,6 +74,19 @@ class JobRuntime:
         self.sink.close()
         if self._taskflow_backend is not None:
             self._taskflow_backend.close()
+
+
+def make_sandbox(settings: Settings) -> Sandbox | None:
+    """How this process confines jobs' Ansible (None: not at all, ``[jobs] sandbox = off``)."""
+    jobs = settings.jobs
+    if not jobs.sandbox:
+        return None
+    known_hosts = Path(jobs.known_hosts).expanduser() if jobs.known_hosts else None
+    paths = [(Path(entry.removesuffix(":rw")).expanduser(), entry.endswith(":rw"))
+             for entry in jobs.sandbox_paths]
+    return Sandbox(known_hosts=known_hosts,
+                   read_only=tuple(path for path, rw in paths if not rw),
+                   read_write=tuple(path for path, rw in paths if rw))
 
 
 def register(runtime: JobRuntime) -> None:

@@ -45,10 +45,20 @@ JOB_TIMEOUT = 90.0
 
 # --- apps ----------------------------------------------------------------------------------
 
+def shared_dir(data_dir: Path) -> Path:
+    """A directory beside ``data_dir`` that sandboxed jobs may read and write: the one way a
+    test and a running playbook exchange files (a release signal, a file a task wrote)."""
+    return data_dir.parent / "shared"
+
+
 def job_settings(data_dir: Path, *, database_url: str = "", redis_url: str = "",
                  file_roots: Sequence[str] = (), **jobs: Any) -> Settings:
     """Settings of an app that runs jobs: data in ``data_dir``, playbook sources below
-    ``data_dir/sources`` (unless ``file_roots`` says otherwise)."""
+    ``data_dir/sources`` (unless ``file_roots`` says otherwise), ``shared_dir`` writable by
+    the sandboxed jobs."""
+    shared = shared_dir(data_dir)
+    shared.mkdir(parents=True, exist_ok=True)
+    jobs.setdefault("sandbox_paths", (f"{shared}:rw",))
     return Settings(
         DEFAULT=DefaultSettings(data_dir=str(data_dir)),
         database=DatabaseSettings(url=database_url),
@@ -64,6 +74,11 @@ class JobApp:
     client: Client
     settings: Settings
     db: Database
+
+    @property
+    def shared(self) -> Path:
+        """Where a test and its sandboxed playbooks exchange files (see ``shared_dir``)."""
+        return shared_dir(self.settings.data_dir)
 
     @property
     def sources(self) -> Path:

@@ -220,7 +220,7 @@ def test_a_job_runs_each_host_at_the_commit_it_was_submitted_at(tmp_path: Path,
         repo = PlaybookRepo(japp.sources / "playbooks.git")
         v1 = repo.push({"site.yml": SITE_V1, "hold.yml": HOLD})
         fleet = make_fleet(api, ["web1", "web2"])
-        release = tmp_path / "release"
+        release = tmp_path / "shared" / "release"
         # The engine runs one job at a time: this one holds it until released.
         holder = submit(api, job_body(fleet, "hold.yml", repo.source(),
                                       filters={"name": "web1"},
@@ -466,7 +466,7 @@ def test_cancelling_a_running_job_stops_it_within_seconds(api: Client, repo: Pla
     nothing."""
     repo.push({"nap.yml": NAP})
     fleet = make_fleet(api, ["r1", "r2"])
-    release = tmp_path / "release"
+    release = tmp_path / "shared" / "release"
     job = submit(api, job_body(fleet, "nap.yml", repo.source(), forks=1,
                                extra_vars={"release": str(release)}))
     try:
@@ -519,7 +519,7 @@ def test_a_job_cancelled_while_queued_runs_no_host(tmp_path: Path) -> None:
         repo = PlaybookRepo(japp.sources / "playbooks.git")
         repo.push({"site.yml": SITE_V1, "hold.yml": HOLD})
         fleet = make_fleet(api, ["q1", "q2"])
-        release = tmp_path / "release"
+        release = tmp_path / "shared" / "release"
         holder = submit(api, job_body(fleet, "hold.yml", repo.source(), filters={"name": "q1"},
                                       extra_vars={"release": str(release)}))
         wait_job(api, holder["id"], until=["running"])
@@ -556,7 +556,8 @@ def test_check_mode_reports_changes_without_making_them(api: Client, repo: Playb
     the file is not written; the same job without check writes it."""
     repo.push({"write.yml": WRITE_FILE})
     fleet = make_fleet(api, ["w1"])
-    body = job_body(fleet, "write.yml", repo.source(), extra_vars={"out_dir": str(tmp_path)})
+    body = job_body(fleet, "write.yml", repo.source(),
+                    extra_vars={"out_dir": str(tmp_path / "shared")})
 
     checked = run_job(api, {**body, "check": True, "diff": True})
 
@@ -564,12 +565,12 @@ def test_check_mode_reports_changes_without_making_them(api: Client, repo: Playb
     assert job_hosts(api, checked["id"])["w1"]["status"] == "changed"
     (wrote,) = host_events(events(api, checked["id"]), "w1", "runner_on_ok")
     assert wrote["data"]["changed"] is True
-    assert not (tmp_path / "w1.txt").exists()
+    assert not (tmp_path / "shared" / "w1.txt").exists()
 
     applied = run_job(api, body)
     assert (applied["status"], applied["check"], applied["diff"]) == ("succeeded", False, False)
     assert job_hosts(api, applied["id"])["w1"]["status"] == "changed"
-    assert (tmp_path / "w1.txt").read_text() == "managed by craton\n"
+    assert (tmp_path / "shared" / "w1.txt").read_text() == "managed by craton\n"
 
 
 # --- audit write-back --------------------------------------------------------------------------
@@ -761,7 +762,7 @@ streams of earlier tests are emptied first)."""
 
 @pytest.fixture
 def redis_url(redis_server: services.Redis) -> str:
-    url = f"redis://127.0.0.1:{redis_server.port}/{REDIS_DB}"
+    url = redis_server.url_of(REDIS_DB)
     connection = redis.Redis.from_url(url)
     connection.flushdb()
     connection.close()

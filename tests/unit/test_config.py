@@ -272,3 +272,30 @@ def test_every_option_has_its_own_environment_variable() -> None:
     assert len(names) == len(set(names)), names
     assert "CRATON_DATA_DIR" in names and "CRATON_DATABASE_URL" in names
     assert "CRATON_API_MAX_BODY_SIZE" in names
+
+
+@pytest.mark.parametrize(("environ", "option"), [
+    ({"CRATON_REDIS_URL": "redis://127.0.0.1:6379/0"}, r"\[redis\] url has no password"),
+    ({"CRATON_REDIS_URL": "rediss://user@redis.example.com/0"}, r"\[redis\] url"),
+    ({"CRATON_DATABASE_URL": "mysql+pymysql://craton@127.0.0.1/craton"},
+     r"\[database\] url has no password"),
+    ({"CRATON_JOBS_SANDBOX_PATHS": "relative/dir"}, r"\[jobs\] sandbox_paths"),
+])
+def test_services_a_sandboxed_job_could_use_are_refused(environ: dict[str, str],
+                                                        option: str) -> None:
+    """Sandboxed jobs share the machine's network: Craton will not start on a Redis or a
+    networked database that answers without a password."""
+    with pytest.raises(ConfigError, match=option):
+        load_settings(environ=environ)
+
+
+@pytest.mark.parametrize("environ", [
+    {"CRATON_REDIS_URL": "redis://:s3cret@127.0.0.1:6379/0"},
+    {"CRATON_REDIS_URL": "unix:///run/redis/redis.sock"},
+    {"CRATON_DATABASE_URL": "mysql+pymysql://craton:s3cret@127.0.0.1/craton"},
+    {"CRATON_DATABASE_URL": "mysql+pymysql://craton@localhost/craton?unix_socket=/run/m.sock"},
+    {"CRATON_REDIS_URL": "redis://127.0.0.1:6379/0", "CRATON_JOBS_SANDBOX": "off"},
+    {"CRATON_JOBS_SANDBOX_PATHS": "/opt/collections,/srv/dropbox:rw"},
+])
+def test_protected_services_and_absolute_paths_are_accepted(environ: dict[str, str]) -> None:
+    assert load_settings(environ=environ)
