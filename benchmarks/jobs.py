@@ -49,7 +49,7 @@ def setup(client, data_dir: Path, hosts: int) -> int:
     region = client.post(f"/v1/tenants/{tenant['id']}/regions", json={
         "name": "bench", "variables": {
             "ansible_connection": "local",
-            "ansible_python_interpreter": sys.executable}}).get_json()
+            "ansible_python_interpreter": os.path.abspath(sys.executable)}}).get_json()
     client.post(f"/v1/regions/{region['id']}/groups", json={"name": "compute"})
     created = client.post(f"/v1/regions/{region['id']}/hosts", json=[
         {"name": f"node-{i:03d}", "groups": ["compute"],

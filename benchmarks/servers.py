@@ -33,9 +33,11 @@ def wait_port(port: int) -> None:
 
 
 @contextlib.contextmanager
-def _serving(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+def _serving(command: list[str], port: int, env: dict[str, str] | None = None,
+             log: Path | None = None) -> Iterator[None]:
+    output = log.open("ab") if log is not None else subprocess.DEVNULL
+    process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT,
+                               start_new_session=True)
     try:
         wait_port(port)
         yield
@@ -62,10 +64,11 @@ def redis_server() -> Iterator[str]:
 
 @contextlib.contextmanager
 def craton_api(data_dir: str, db_url: str, redis_url: str) -> Iterator[int]:
-    """craton-api on ``db_url`` with ``redis_url`` as its events' fast path; yields its port."""
+    """craton-api on ``db_url`` with ``redis_url`` as its events' fast path; yields its port.
+    Its log is ``<data_dir>/craton-api.log``."""
     port = free_port()
     env = {**os.environ, "CRATON_DATA_DIR": data_dir, "CRATON_DATABASE_URL": db_url,
            "CRATON_REDIS_URL": redis_url, "CRATON_LOG_LEVEL": "WARNING", "HOME": data_dir}
     with _serving([str(Path(sys.executable).parent / "craton-api"), "--port", str(port)], port,
-                  env):
+                  env, Path(data_dir) / "craton-api.log"):
         yield port

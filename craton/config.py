@@ -67,7 +67,12 @@ class ApiSettings:
         "Gunicorn worker processes. Keep 1 with SQLite; the embedded job engine also "
         "needs a single process.",
     )
-    threads: int = _opt(16, "Threads per worker; each open event stream holds one.")
+    threads: int = _opt(16, "Threads per worker for requests, besides event streams.")
+    max_streams: int = _opt(
+        1000, "Event streams (live job events) one worker serves at once; each holds a thread "
+              "of its own, besides [api] threads. Beyond it: 429.")
+    max_streams_per_caller: int = _opt(
+        20, "Event streams one caller (user) may hold open at once. Beyond it: 429.")
     auth_strategy: str = _opt(
         "noauth",
         "How requests are authenticated. noauth: every request acts as cloud admin unless it "
@@ -289,6 +294,8 @@ def _validate(settings: Settings) -> None:
         problems.append(f"[api] port: {api.port} is not a port number (1-65535)")
     if api.workers < 1 or api.threads < 1:
         problems.append("[api] workers and threads must be at least 1")
+    if not 1 <= api.max_streams_per_caller <= api.max_streams:
+        problems.append("[api] max_streams_per_caller must be between 1 and max_streams")
     if api.max_body_size < 1:
         problems.append("[api] max_body_size must be positive")
     if api.auth_strategy not in AUTH_STRATEGIES:

@@ -11,6 +11,8 @@ class CratonError(Exception):
     path (``name``, ``hosts.3.groups``) to the reason that field was refused."""
 
     status = 500
+    headers: Mapping[str, str] = {}
+    """Response headers the error comes with (``Retry-After`` on a 429, …)."""
 
     def __init__(self, message: str, *, fields: Mapping[str, str] | None = None) -> None:
         super().__init__(message)

@@ -28,7 +28,10 @@ class CratonServer(BaseApplication):  # type: ignore[misc]
             "bind": self.bind,
             "workers": api.workers,
             "worker_class": "gthread",
-            "threads": api.threads,
+            # Each event stream holds a thread for as long as it is open (see
+            # craton.jobs.streams): they get threads of their own, so requests never wait.
+            "threads": api.threads + api.max_streams,
+            "worker_connections": api.threads + api.max_streams + 100,
             "timeout": 300,
             "graceful_timeout": 10,
             "accesslog": "-",

@@ -3,9 +3,10 @@
 Producers (ansible-runner's callback, TaskFlow's notifier) hand events to an ``EventSink``,
 which never blocks them: a writer thread batches events into ``job_events`` (numbering them per
 job), and only after the commit publishes them to the job's Redis stream — whose entry ids are
-``0-<seq>``, the same numbers — and wakes readers in this process. Redis being down or restarted
-costs latency, never an event: readers (``EventFeed``) catch up from the database by sequence
-number and use Redis only to learn, quickly, that there is more.
+``0-<seq>``, the same numbers — and hands them to this process's live streams
+(``craton.jobs.streams``). Redis being down or restarted costs latency, never an event: readers
+catch up from the database (``EventFeed``) by sequence number and use Redis only to learn,
+quickly, that there is more.
 """
 
 from __future__ import annotations
@@ -104,31 +105,6 @@ def clip(text: Any) -> str | None:
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "…"
 
 
-class LocalWakeups:
-    """Wakes readers in this process when events of a job are committed."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._latest: dict[int, int] = {}
-
-    def committed(self, latest: Mapping[int, int]) -> None:
-        with self._condition:
-            for job_id, seq in latest.items():
-                self._latest[job_id] = max(seq, self._latest.get(job_id, 0))
-            self._condition.notify_all()
-
-    def wait(self, job_id: int, after: int, timeout: float) -> bool:
-        """True as soon as this process committed an event of ``job_id`` beyond ``after``."""
-        deadline = time.monotonic() + timeout
-        with self._condition:
-            while self._latest.get(job_id, 0) <= after:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._condition.wait(remaining)
-            return True
-
-
 class RedisLink:
     """The optional Redis connection; marks itself down on an error and retries later, so a
     Redis outage slows readers down instead of failing anything."""
@@ -224,11 +200,12 @@ class EventSink:
     wait for the database; a writer thread stores them in batches (events numbered per job),
     then publishes and wakes readers."""
 
-    def __init__(self, db: Database, redis_link: RedisLink | None, wakeups: LocalWakeups, *,
+    def __init__(self, db: Database, redis_link: RedisLink | None,
+                 on_commit: Callable[[list[tuple[int, dict[str, Any]]]], None] | None = None, *,
                  batch: int = 1000, linger: float = 0.02) -> None:
         self.db = db
         self.redis = redis_link
-        self.wakeups = wakeups
+        self.on_commit = on_commit
         self.batch = batch
         self.linger = linger
         self._queue: queue.SimpleQueue[Event | HostProgress | threading.Event | None] = \
@@ -310,10 +287,8 @@ class EventSink:
             return
         if self.redis is not None:
             self.redis.publish(stored)
-        latest: dict[int, int] = {}
-        for event in stored:
-            latest[event.job_id] = event.seq
-        self.wakeups.committed(latest)
+        if self.on_commit is not None:
+            self.on_commit([(event.job_id, event.as_dict()) for event in stored])
 
     def _store_progress(self, updates: list[HostProgress]) -> None:
         """Hosts now running a task. Conditional, so a late update never overwrites a host
@@ -363,16 +338,10 @@ def event_row(row: JobEvent) -> dict[str, Any]:
 
 
 class EventFeed:
-    """Reads a job's events after a sequence number: from the database (the record), waiting
-    for more through this process's wake-ups, Redis, or — when neither can tell — by polling."""
+    """Reads a job's events after a sequence number from the database, the record."""
 
-    POLL = 0.25
-
-    def __init__(self, db: Database, redis_link: RedisLink | None,
-                 wakeups: LocalWakeups) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.redis = redis_link
-        self.wakeups = wakeups
 
     def after(self, job_id: int, after: int, limit: int = 500) -> list[dict[str, Any]]:
         with self.db.transaction(write=False) as session:
@@ -381,26 +350,9 @@ class EventFeed:
                 .order_by(JobEvent.seq).limit(limit)).all()
             return [event_row(row) for row in rows]
 
-    def wait(self, job_id: int, after: int, timeout: float,
-             local: Callable[[int], bool]) -> list[dict[str, Any]]:
-        """Block until events after ``after`` may exist (or ``timeout``). Returns the events
-        when Redis delivered a contiguous run of them, else an empty list (read the DB)."""
-        if local(job_id):
-            self.wakeups.wait(job_id, after, timeout)
-            return []
-        deadline = time.monotonic() + timeout
-        while self.redis is not None and self.redis.up and time.monotonic() < deadline:
-            found = self.redis.read(job_id, after, deadline - time.monotonic())
-            if found:
-                contiguous = [e for i, e in enumerate(found) if e["seq"] == after + 1 + i]
-                return contiguous if len(contiguous) == len(found) else []
-            if found is None:
-                break
-            if self.after(job_id, after, limit=1):
-                return []
-        while time.monotonic() < deadline:
-            if self.after(job_id, after, limit=1):
-                return []
-            if self.wakeups.wait(job_id, after, self.POLL):
-                return []
-        return []
+    def latest(self, job_id: int, limit: int) -> list[dict[str, Any]]:
+        """The job's last ``limit`` events, oldest first."""
+        with self.db.transaction(write=False) as session:
+            rows = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id)
+                                   .order_by(JobEvent.seq.desc()).limit(limit)).all()
+            return [event_row(row) for row in reversed(rows)]

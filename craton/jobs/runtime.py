@@ -16,8 +16,9 @@ from craton.config import Settings
 from craton.context import RequestContext
 from craton.db.models import Job
 from craton.db.session import Database
-from craton.jobs.events import Event, EventFeed, EventSink, LocalWakeups, RedisLink
+from craton.jobs.events import Event, EventFeed, EventSink, RedisLink
 from craton.jobs.sandbox import Sandbox
+from craton.jobs.streams import EventHub
 from craton.secrets.backends import SecretBackend
 from craton.sources.fetch import Fetcher
 
@@ -34,12 +35,14 @@ class JobRuntime:
         self.secrets = secrets
         self.fetcher = fetcher
         self.key = db.url
-        self.wakeups = LocalWakeups()
         self.redis = RedisLink(settings.redis.url, settings.redis.stream_max_len,
                                settings.redis.prefix) if settings.redis.url else None
-        self.sink = EventSink(db, self.redis, self.wakeups)
-        self.feed = EventFeed(db, self.redis, self.wakeups)
         self.local_jobs: set[int] = set()
+        self.feed = EventFeed(db)
+        self.hub = EventHub(db, self.redis, self.feed, self.local_jobs.__contains__,
+                            max_streams=settings.api.max_streams,
+                            max_per_caller=settings.api.max_streams_per_caller)
+        self.sink = EventSink(db, self.redis, self.hub.publish)
         self.sandbox = make_sandbox(settings)
         self._cancel_checked: dict[int, tuple[float, bool]] = {}
         self._taskflow_backend: Any = None

@@ -121,7 +121,8 @@ class Sandbox:
         kept = {key: value for key, value in env.items()
                 if key.startswith(ENV_PREFIXES) or key in ENV_NAMES}
         kept.update({
-            "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+            "PATH": f"{os.path.dirname(os.path.abspath(sys.executable))}:/usr/local/bin:/usr/bin:"
+                    "/bin",
             "HOME": SANDBOX_HOME, "TMPDIR": SANDBOX_HOME, "USER": "nobody",
             "LOGNAME": "nobody", "ANSIBLE_SSH_CONTROL_PATH_DIR": CONTROL_PATH_DIR,
             "ANSIBLE_LOCAL_TEMP": f"{SANDBOX_HOME}/.ansible/tmp",
@@ -134,9 +135,12 @@ def python_paths() -> list[Path]:
     """This interpreter's installation and virtualenv: Ansible, ansible-runner's callback
     plugin and the modules' interpreter for local hosts live there."""
     found: list[Path] = []
-    for raw in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-                str(Path(sys.executable).resolve().parent.parent)):
-        path = Path(raw).resolve()
+    raws = (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+            os.path.dirname(os.path.dirname(os.path.abspath(sys.executable))))
+    # Both as spelled and with links resolved: a venv reached through a symlink is used by
+    # its spelled path, its interpreter by the resolved one.
+    for path in [Path(os.path.abspath(raw)) for raw in raws] + [Path(raw).resolve()
+                                                              for raw in raws]:
         if path != Path("/usr") and Path("/usr") not in path.parents and path not in found:
             found.append(path)
     return found

@@ -318,3 +318,73 @@ def test_bad_configuration_exits_2_with_a_message(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == \
         "craton-api: [api] port: expected an integer, got 'eighty'"
+
+
+@contextlib.contextmanager
+def silent_listener() -> Iterator[int]:
+    """A TCP port that accepts connections and never says a word (an SSH server that hangs):
+    Ansible waits on it until its connection timeout."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(5)
+        for connection in held:
+            connection.close()
+        listener.close()
+
+
+def test_open_event_streams_leave_requests_served(tmp_path: Path) -> None:
+    """Twenty clients follow a running job's events on a server with only two request
+    threads: each stream gets a thread of its own, so requests are still answered at once —
+    and the per-caller stream limit is announced with 429, not by a hang."""
+    env = craton_environment(tmp_path, CRATON_API_THREADS="2", CRATON_API_MAX_STREAMS="40",
+                             CRATON_API_MAX_STREAMS_PER_CALLER="20")
+    subprocess.run([str(BIN / "craton-manage"), "db", "upgrade"], env=env, check=True,
+                   capture_output=True, timeout=120)
+    with running_api(env, tmp_path) as api, silent_listener() as port:
+        tenant = api.create("/v1/tenants", {"name": "streams"})
+        region = api.create(f"/v1/tenants/{tenant['id']}/regions", {"name": "r", "variables": {
+            "ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": port}})
+        host = api.create(f"/v1/regions/{region['id']}/hosts", {"name": "hanging"})
+        started = api.call("POST", "/v1/jobs", {"region_id": region["id"],
+                                                "playbook": "craton:ping"})
+        assert started.status == 202, started.body
+        job_id = started.json()["id"]
+        streams = []
+        try:
+            for _ in range(20):
+                connection = http.client.HTTPConnection("127.0.0.1", api.port, timeout=30)
+                connection.request("GET", f"/v1/jobs/{job_id}/events",
+                                   headers={"Accept": "text/event-stream"})
+                response = connection.getresponse()
+                assert response.status == 200
+                streams.append(connection)
+            over = api.call("GET", f"/v1/jobs/{job_id}/events",
+                            headers={"Accept": "text/event-stream"})
+            assert over.status == 429 and over.headers["Retry-After"]
+            for _ in range(10):
+                reply = api.call("GET", f"/v1/hosts/{host['id']}")
+                assert reply.status == 200
+                assert reply.json()["name"] == "hanging"
+            assert api.call("GET", f"/v1/jobs/{job_id}").json()["status"] == "running"
+        finally:
+            for connection in streams:
+                connection.close()

@@ -4,8 +4,6 @@ event (a page at a time, or live as Server-Sent Events)."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 from typing import Any
 
 from flask import Response, request
@@ -14,7 +12,6 @@ from sqlalchemy import select
 
 from craton.api.common import (
     Blueprint,
-    Services,
     context,
     db_session,
     next_link,
@@ -27,16 +24,11 @@ from craton.db.models import Host, Job, JobHost, utcnow
 from craton.db.scope import get_scoped, scoped_select
 from craton.errors import invalid
 from craton.jobs import service
-from craton.jobs.events import is_last
 from craton.jobs.service import JobRequest
 
 blp = Blueprint("jobs", __name__, url_prefix="/v1",
                 description="Jobs: a playbook run over a selection of a region, with per-host "
                             "results and every event, live.")
-
-KEEPALIVE_SECONDS = 15.0
-QUIET_SECONDS = 30.0
-
 
 def job_view(job: Job, counts: dict[str, int], last_event: int) -> dict[str, Any]:
     end = job.finished_at or (utcnow() if job.started_at else None)
@@ -169,8 +161,9 @@ class JobEvents(MethodView):
                 if not last.isdigit():
                     raise invalid({"Last-Event-ID": "must be an event sequence number"})
                 after = int(last)
-            return Response(event_stream(services(), job.id, after),
-                            mimetype="text/event-stream",
+            caller = f"{context().tenant_id or '*'}/{context().user}"
+            stream = services().jobs.runtime.hub.open(job.id, after, caller)
+            return Response(stream, mimetype="text/event-stream",
                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         limit = page_size(args.get("limit"))
         events = services().jobs.runtime.feed.after(job.id, after, limit + 1)
@@ -178,52 +171,6 @@ class JobEvents(MethodView):
         events = events[:limit]
         return {"items": events,
                 "next": next_link(events[-1]["seq"], "after") if more else None}
-
-
-def event_stream(shared: Services, job_id: int, after: int) -> Iterator[str]:
-    """Every event after ``after``, then new ones as they are stored, until the job ends —
-    nothing lost or repeated across reconnects, since each carries its sequence number.
-    (It runs after the request has returned, so it is handed what it needs.)"""
-    jobs = shared.jobs
-    feed = jobs.runtime.feed
-    db = shared.db
-    last = after
-    yield "retry: 2000\n\n"
-    quiet_since = time.monotonic()
-    ended = False
-    while True:
-        events = feed.after(job_id, last)
-        if not events and (ended or _gone_quiet(db, job_id)):
-            with db.transaction(write=False) as session:
-                status = session.scalar(select(Job.status).where(Job.id == job_id))
-            yield f"event: end\ndata: {json.dumps({'status': status, 'last': last})}\n\n"
-            return
-        if not events:
-            events = feed.wait(job_id, last, KEEPALIVE_SECONDS, jobs.running_here)
-            if not events:
-                if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
-                    quiet_since = time.monotonic()
-                    yield ": keepalive\n\n"
-                continue
-        for event in events:
-            if event["seq"] == last + 1:
-                yield _sse(event)
-                last = event["seq"]
-                ended = ended or is_last(event)
-        quiet_since = time.monotonic()
-
-
-def _gone_quiet(db: Any, job_id: int) -> bool:
-    """A finished job whose run ended long ago (a process that died before its flow's last
-    event): nothing more will come."""
-    with db.transaction(write=False) as session:
-        job = session.get(Job, job_id)
-        return job is None or (job.status.finished and job.finished_at is not None and
-                               (utcnow() - job.finished_at).total_seconds() > QUIET_SECONDS)
-
-
-def _sse(event: dict[str, Any]) -> str:
-    return f"id: {event['seq']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
 
 
 @blp.route("/hosts/<int:host_id>/jobs")
