@@ -24,7 +24,6 @@ the host's SSH key secret.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import graphlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -110,6 +109,11 @@ class GroupGraph:
         self.depth: dict[int, int] = {}
         for node_id in self.nodes:
             self._depth(node_id, ())
+        # Memos live on the instance, so they go when the graph goes (a cache on the class
+        # would keep every graph ever built, and its merged variables, alive).
+        self._ancestors: dict[int, frozenset[int]] = {}
+        self._chains: dict[frozenset[int], tuple[GroupNode, ...]] = {}
+        self._merged: dict[frozenset[int], Encoded] = {}
 
     def _depth(self, node_id: int, path: tuple[int, ...]) -> int:
         """Longest path from ``all``: a group without parents is at depth 1."""
@@ -126,30 +130,37 @@ class GroupGraph:
         node = self.nodes[node_id]
         return (self.depth[node_id], node.priority, node.name)
 
-    @functools.cache  # noqa: B019 - one graph per request; its lifetime bounds the cache
     def ancestors(self, node_id: int) -> frozenset[int]:
         """The group and every group above it."""
-        found = {node_id}
-        for parent in self.nodes[node_id].parents:
-            found |= self.ancestors(parent)
-        return frozenset(found)
+        found = self._ancestors.get(node_id)
+        if found is None:
+            above = {node_id}
+            for parent in self.nodes[node_id].parents:
+                above |= self.ancestors(parent)
+            found = self._ancestors[node_id] = frozenset(above)
+        return found
 
-    @functools.cache  # noqa: B019
     def chain(self, direct: frozenset[int]) -> tuple[GroupNode, ...]:
         """Every group a host in ``direct`` belongs to, in Ansible's merge order."""
-        members: set[int] = set()
-        for group_id in direct:
-            members |= self.ancestors(group_id)
-        return tuple(self.nodes[g] for g in sorted(members, key=self.sort_key))
+        found = self._chains.get(direct)
+        if found is None:
+            members: set[int] = set()
+            for group_id in direct:
+                members |= self.ancestors(group_id)
+            found = self._chains[direct] = tuple(
+                self.nodes[g] for g in sorted(members, key=self.sort_key))
+        return found
 
-    @functools.cache  # noqa: B019
     def merged_groups(self, direct: frozenset[int]) -> Encoded:
         """The variables of the host's groups merged (hosts sharing groups share this)."""
-        merged: dict[str, str] = {}
-        for node in self.chain(direct):
-            for _, values in node.layers():
-                merged.update(values)
-        return merged
+        found = self._merged.get(direct)
+        if found is None:
+            merged: dict[str, str] = {}
+            for node in self.chain(direct):
+                for _, values in node.layers():
+                    merged.update(values)
+            found = self._merged[direct] = merged
+        return found
 
     def dependency_levels(self) -> list[list[str]]:
         """Groups in ``depends_on`` order: each level only depends on earlier levels."""
