@@ -8,8 +8,9 @@ by SIGKILL — its claim lapses and another worker's conductor claims the job wi
 Tasks that were running then run again (host tasks return the recorded result of a host that
 had finished, see ``craton.jobs.flows``).
 
-Redis layout: the board ``craton`` keeps its keys under ``craton:jobboard:`` — the listing of
-posted jobs, and one ``….owned`` key per claimed job holding the worker's name.
+Redis layout: the board keeps its keys under ``<[redis] prefix>:jobboard:`` — the listing of
+posted jobs, and one ``….owned`` key per claimed job holding the worker's name — so
+installations sharing one Redis (each with its own prefix) never see each other's jobs.
 """
 
 from __future__ import annotations
@@ -40,8 +41,6 @@ from craton.jobs.runtime import JobRuntime
 
 LOG = logging.getLogger(__name__)
 
-BOARD_NAME = "craton"
-NAMESPACE = "craton:jobboard"
 POLL_SECONDS = 0.25
 """How often an idle worker looks for jobs to claim (posted or abandoned)."""
 
@@ -88,8 +87,9 @@ class CratonJobBoard(impl_redis.RedisJobBoard):
     """TaskFlow's Redis jobboard whose claims expire unless renewed (TaskFlow's never expire by
     default, so a job whose worker was killed would stay claimed forever)."""
 
-    def __init__(self, url: str, claim_expiry: float, *, persistence: Any = None) -> None:
-        super().__init__(BOARD_NAME, {"namespace": NAMESPACE, "url": url},
+    def __init__(self, url: str, claim_expiry: float, *, prefix: str = "craton",
+                 persistence: Any = None) -> None:
+        super().__init__(prefix, {"namespace": f"{prefix}:jobboard", "url": url},
                          persistence=persistence)
         self.claim_expiry = claim_expiry
         self._renew: Any = None
@@ -139,7 +139,7 @@ def make_board(rt: JobRuntime) -> CratonJobBoard:
     if not rt.settings.redis.url:
         raise RuntimeError("the distributed engine needs [redis] url")
     board = CratonJobBoard(rt.settings.redis.url, rt.settings.jobs.claim_expiry,
-                           persistence=rt.taskflow_backend())
+                           prefix=rt.settings.redis.prefix, persistence=rt.taskflow_backend())
     board.connect()
     return board
 

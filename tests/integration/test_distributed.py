@@ -183,6 +183,37 @@ def test_a_worker_runs_what_the_api_posts(grid: Grid) -> None:
     assert grid.engine.claimed_by(job["id"]) is None  # consumed: off the board
 
 
+def test_installations_sharing_one_redis_keep_their_jobs_apart(
+        grid: Grid, redis: services.Redis, tmp_path: Path) -> None:
+    """A second installation (its own database, [redis] prefix "other") posts a job to the
+    same Redis while this installation's worker runs: the worker runs its own job and leaves
+    the other's alone — unclaimed, on the other's board, still pending."""
+    data = tmp_path / "other"
+    data.mkdir()
+    url = f"sqlite:///{data / 'craton.db'}"
+    db = Database(url)
+    migrate.upgrade(db.engine)
+    settings = job_settings(data, database_url=url, redis_url=redis.url, engine="distributed",
+                            claim_expiry=CLAIM_EXPIRY)
+    settings = dataclasses.replace(
+        settings, redis=dataclasses.replace(settings.redis, prefix="other"))
+    try:
+        with app_on(db, settings) as other, workers(grid, "ours"):
+            theirs = submit(other.client, {
+                "region_id": make_fleet(other.client, ["o1"], tenant="other").region_id,
+                "playbook": "craton:ping"})
+            ours = submit(grid.job_app.client, {
+                "region_id": make_fleet(grid.job_app.client, ["m1"], tenant="ours").region_id,
+                "playbook": "craton:ping"})
+            assert wait_job(grid.job_app.client, ours["id"], timeout=60)["status"] == "succeeded"
+            board = other.app.extensions["craton"].jobs.engine
+            assert theirs["id"] in board.board().posted()
+            assert board.claimed_by(theirs["id"]) is None
+            assert get_job(other.client, theirs["id"])["status"] == "pending"
+    finally:
+        db.dispose()
+
+
 def test_a_live_reader_waits_on_redis_quietly(grid: Grid,
                                               caplog: pytest.LogCaptureFixture) -> None:
     """A user follows a job live while its host is silent for a few seconds (a long task):
