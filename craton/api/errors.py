@@ -63,7 +63,7 @@ def flatten_messages(messages: Any, prefix: str = "") -> dict[str, str]:
 def handle_craton_error(error: CratonError) -> Response:
     if error.status >= 500:
         LOG.error("request %s failed: %s", g.get("request_id", "-"), error.message)
-    return error_response(error.status, error.message, error.fields)
+    return error_response(error.status, error.message, error.fields, error.headers)
 
 
 def handle_http_exception(error: HTTPException) -> Response:
