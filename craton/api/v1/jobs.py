@@ -161,10 +161,14 @@ def _columns(row: JobHost) -> dict[str, Any]:
 class JobEvents(MethodView):
     @blp.arguments(schemas.JobEventArgs, location="query")
     @blp.response(200, schemas.JobEventList)
-    @blp.doc(responses={"200": {"content": {"text/event-stream": {
-        "schema": {"type": "string"},
-        "description": "With Accept: text/event-stream: each event as `id: <seq>` + `data: "
-                       "<json>`; reconnect with Last-Event-ID to resume."}}}})
+    @blp.doc(responses={"200": {
+        "description": "A page of events (JSON); with Accept: text/event-stream, the live "
+                       "stream: each event as `id: <seq>` + `data: <json>`, ending with "
+                       "`event: end` (reconnect with Last-Event-ID to resume).",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/JobEventList"}},
+            "text/event-stream": {"schema": {"type": "string"}},
+        }}})
     def get(self, args: dict[str, Any], job_id: int) -> Any:
         """A page of a job's events after a sequence number, or the live stream (SSE)"""
         job = _job(job_id)
