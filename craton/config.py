@@ -79,10 +79,52 @@ class ApiSettings:
         "sends X-Craton-Tenant: <tenant id>; only allowed on a loopback address.",
     )
     max_body_size: int = _opt(
-        64 * 1024 * 1024, "Largest request body accepted, in bytes; larger bodies answer 413."
+        16 * 1024 * 1024,
+        "Largest request body accepted, in bytes; larger bodies answer 413. The default admits "
+        "10,000 hosts with ten variables each (about 3 MB) several times over.",
     )
     default_page_size: int = _opt(100, "Items per page of a list when the caller sends no limit.")
     max_page_size: int = _opt(1000, "Largest limit a caller may ask of a list.")
+
+
+@dataclasses.dataclass(frozen=True)
+class LimitSettings:
+    """What one request, or one object, may hold: past these an answer is 413 (the request as
+    a whole) or 422 (a field), naming the field and the option."""
+
+    max_value_bytes: int = _opt(
+        64 * 1024,
+        "Largest variable value, in bytes of its JSON encoding (region, group and host "
+        "variables, a job's extra_vars, each variable of a reference file). Every bundle and "
+        "job carries the values, so one huge value costs on every use.",
+    )
+    max_variables: int = _opt(
+        1000, "Most variables one region, group or host (or a job's extra_vars, or a reference "
+              "file) may hold.")
+    max_json_depth: int = _opt(
+        32,
+        "Deepest nesting of arrays and objects in a variable value (a scalar is 0, [1] is 1), "
+        "in a request body or a reference file. A body may nest 3 levels deeper than that, "
+        "for the objects that hold its values.",
+    )
+    max_bulk_hosts: int = _opt(
+        10000, "Most hosts one POST /v1/regions/{id}/hosts may create.")
+
+
+@dataclasses.dataclass(frozen=True)
+class QuotaSettings:
+    """How much each tenant may keep (or run at once) unless a cloud admin set its own quota
+    on the tenant (PATCH /v1/tenants/{id} {"quotas": {...}})."""
+
+    hosts: int = _opt(100000, "Hosts a tenant may have, across its regions, unless a cloud "
+                                 "admin set the tenant's own quota.")
+    groups: int = _opt(10000, "Groups a tenant may have, across its regions, unless a cloud "
+                                 "admin set the tenant's own quota.")
+    secrets: int = _opt(200000, "Secrets a tenant may have, across its hosts, unless a cloud "
+                                  "admin set the tenant's own quota.")
+    concurrent_jobs: int = _opt(
+        20, "Jobs of a tenant that may be pending or running at once (unless a cloud admin "
+            "set the tenant's own quota); more answer 429 with Retry-After.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,6 +208,8 @@ class Settings:
     DEFAULT: DefaultSettings = dataclasses.field(default_factory=DefaultSettings)
     database: DatabaseSettings = dataclasses.field(default_factory=DatabaseSettings)
     api: ApiSettings = dataclasses.field(default_factory=ApiSettings)
+    limits: LimitSettings = dataclasses.field(default_factory=LimitSettings)
+    quotas: QuotaSettings = dataclasses.field(default_factory=QuotaSettings)
     secrets: SecretsSettings = dataclasses.field(default_factory=SecretsSettings)
     sources: SourcesSettings = dataclasses.field(default_factory=SourcesSettings)
     jobs: JobsSettings = dataclasses.field(default_factory=JobsSettings)
@@ -281,6 +325,8 @@ def _read_file(explicit: str | os.PathLike[str] | None) -> configparser.ConfigPa
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MAX_LIMIT = 2**31 - 1
+"""Limits and quotas fit an INTEGER column (32 bits on MariaDB), where tenants' quotas live."""
 
 
 def _validate(settings: Settings) -> None:
@@ -298,6 +344,10 @@ def _validate(settings: Settings) -> None:
         problems.append("[api] max_streams_per_caller must be between 1 and max_streams")
     if api.max_body_size < 1:
         problems.append("[api] max_body_size must be positive")
+    for section, least in (("limits", 1), ("quotas", 0)):
+        for name, value in dataclasses.asdict(getattr(settings, section)).items():
+            if not least <= value <= MAX_LIMIT:
+                problems.append(f"[{section}] {name}: must be between {least} and {MAX_LIMIT}")
     if api.auth_strategy not in AUTH_STRATEGIES:
         problems.append(f"[api] auth_strategy: unknown strategy {api.auth_strategy!r}; known: "
                         + ", ".join(AUTH_STRATEGIES))

@@ -104,7 +104,7 @@ def find_region(session: Session) -> Region | None:
         select(Region).join(Tenant).where(Tenant.name == TENANT, Region.name == REGION))
 
 
-def load_demo(session: Session) -> Region:
+def load_demo(session: Session, settings: Settings) -> Region:
     """Create the demo tenant and region unless they exist; returns the region."""
     existing = find_region(session)
     if existing is not None:
@@ -120,14 +120,17 @@ def load_demo(session: Session) -> Region:
             "ansible_python_interpreter": "{{ ansible_playbook_python }}",
             "dns_domain": "demo.craton.local",
         },
-    })
+    }, limits=settings.limits)
     for name, (parents, _, variables) in GROUPS.items():
         groups.create_group(session, ADMIN, region,
-                            {"name": name, "parents": parents, "variables": variables})
+                            {"name": name, "parents": parents, "variables": variables},
+                            limits=settings.limits, quotas=settings.quotas)
     for name, (_, depends_on, _) in GROUPS.items():
         if depends_on:
             group = session.scalar(select(Group).where(Group.region_id == region.id,
                                                        Group.name == name))
-            groups.update_group(session, ADMIN, group, {"depends_on": depends_on})
-    hosts.create_hosts(session, ADMIN, region, demo_hosts(), numbered=True)
+            groups.update_group(session, ADMIN, group, {"depends_on": depends_on},
+                                limits=settings.limits)
+    hosts.create_hosts(session, ADMIN, region, demo_hosts(), numbered=True,
+                       limits=settings.limits, quotas=settings.quotas)
     return region

@@ -8,16 +8,19 @@ from collections.abc import Mapping
 
 class CratonError(Exception):
     """Base class. ``status`` is the HTTP status the API answers with; ``fields`` maps a field
-    path (``name``, ``hosts.3.groups``) to the reason that field was refused."""
+    path (``name``, ``hosts.3.groups``) to the reason that field was refused; ``headers`` go
+    with the answer (``Retry-After``)."""
 
     status = 500
     headers: Mapping[str, str] = {}
     """Response headers the error comes with (``Retry-After`` on a 429, …)."""
 
-    def __init__(self, message: str, *, fields: Mapping[str, str] | None = None) -> None:
+    def __init__(self, message: str, *, fields: Mapping[str, str] | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.fields = dict(fields or {})
+        self.headers = dict(headers or {})
 
 
 class BadRequest(CratonError):
@@ -42,6 +45,12 @@ class Conflict(CratonError):
     status = 409
 
 
+class TooLarge(CratonError):
+    """The request as a whole is more than the server accepts at once (a limit of [limits])."""
+
+    status = 413
+
+
 class PreconditionFailed(CratonError):
     """If-Match named a version that is no longer current."""
 
@@ -52,6 +61,12 @@ class InvalidInput(CratonError):
     """Well-formed request whose values cannot be accepted."""
 
     status = 422
+
+
+class QuotaExceeded(CratonError):
+    """The tenant holds (or runs) as much as its quota allows; ``fields`` names the quota."""
+
+    status = 429
 
 
 def summarize(fields: Mapping[str, str], what: str = "") -> str:

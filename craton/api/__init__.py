@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import json
 import logging
-import re
 import uuid
 from typing import Any
 
@@ -18,12 +16,12 @@ from werkzeug.routing import IntegerConverter, Map
 from craton import __version__, web
 from craton.api import errors
 from craton.api.auth import make_strategy
+from craton.api.bodies import parse_body
 from craton.api.common import Services
 from craton.api.v1 import BLUEPRINTS, schemas
 from craton.config import Settings, load_settings
 from craton.db.models import MAX_ID
 from craton.db.session import Database
-from craton.errors import BadRequest
 from craton.secrets.backends import load_backend
 from craton.sources.fetch import Fetcher
 
@@ -41,41 +39,6 @@ class IdConverter(IntegerConverter):
 
     def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
         super().__init__(url_map, min=0, max=MAX_ID)
-
-
-SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F][0-9a-fA-F]{2}")
-
-
-def refuse_lone_surrogates(body: bytes) -> None:
-    """JSON may spell half of a UTF-16 surrogate pair (``"\\ud800"``), which is no character
-    and cannot be stored: refuse such a body as a whole, before anything parses it."""
-    if not SURROGATE_ESCAPE.search(body):
-        return
-    try:
-        text_ok = _all_text_encodes(json.loads(body))
-    except (ValueError, RecursionError):
-        return  # not JSON at all: the parser's own error says so
-    if not text_ok:
-        raise BadRequest("request body holds text that is not valid Unicode (an unpaired "
-                         "\\ud800-\\udfff escape)", fields={"body": "not valid Unicode"})
-
-
-def _all_text_encodes(value: Any) -> bool:
-    if isinstance(value, str):
-        return _encodes(value)
-    if isinstance(value, dict):
-        return all(_encodes(k) and _all_text_encodes(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_all_text_encodes(item) for item in value)
-    return True
-
-
-def _encodes(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 class BoundChunkedBodies:
@@ -146,7 +109,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             raise UnsupportedMediaType(
                 "request bodies must be JSON (Content-Type: application/json)")
         if request.content_length:
-            refuse_lone_surrogates(request.get_data(cache=True))
+            g.json_body = parse_body(request.get_data(cache=True),
+                                     settings.limits.max_json_depth)
 
     @app.after_request
     def _finish(response: Response) -> Response:

@@ -10,7 +10,8 @@ from urllib.parse import urlencode
 
 import flask_smorest
 import marshmallow as ma
-from flask import Response, current_app, g, request
+from flask import Request, Response, current_app, g, request
+from marshmallow.utils import missing
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 from webargs.flaskparser import FlaskParser
@@ -28,11 +29,19 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 M = TypeVar("M")
 
 
+class ArgumentsParser(FlaskParser):
+    """webargs' parser, reading a JSON body as ``craton.api.bodies`` parsed and checked it
+    (once, before the view) rather than parsing it again without those checks."""
+
+    def load_json(self, req: Request, schema: ma.Schema) -> Any:
+        return g.get("json_body", missing)
+
+
 class Blueprint(flask_smorest.Blueprint):
     """flask-smorest's Blueprint, refusing unknown query arguments as the schemas refuse unknown
     body fields: a mistyped filter (``?stat=ready``) must not silently select everything."""
 
-    ARGUMENTS_PARSER = FlaskParser(unknown=None)
+    ARGUMENTS_PARSER = ArgumentsParser(unknown=None)
 
 
 @dataclasses.dataclass
@@ -157,15 +166,13 @@ def next_link(last: int | str, param: str = "marker") -> str:
 # --- Bodies ------------------------------------------------------------------------------------
 
 def json_body() -> Any:
-    """The parsed JSON body, or a 400 saying why there is none."""
+    """The parsed JSON body (see ``craton.api.bodies``), or a 400 saying why there is none."""
     if not request.is_json:
         raise BadRequest("request body must be JSON (Content-Type: application/json)",
                          fields={"body": "must be JSON"})
-    try:
-        return current_app.json.loads(request.get_data(cache=True))
-    except (ValueError, RecursionError):
-        raise BadRequest("request body is not valid JSON",
-                         fields={"body": "not valid JSON"}) from None
+    if "json_body" not in g:
+        raise BadRequest("request body is not valid JSON", fields={"body": "not valid JSON"})
+    return g.json_body
 
 
 def load(schema: ma.Schema, data: Any) -> Any:

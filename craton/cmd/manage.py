@@ -60,7 +60,7 @@ def demo_load(settings: Settings, args: argparse.Namespace) -> int:
     db = Database(settings.database_url)
     try:
         with db.transaction() as session:
-            region = load_demo(session)
+            region = load_demo(session, settings)
             region_id = region.id
             print(f"demo region {region.name!r} is region {region_id} "
                   f"(tenant {region.tenant_id})")

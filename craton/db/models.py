@@ -120,6 +120,38 @@ class Tenant(Versioned, Base):
     description: Mapped[str | None] = mapped_column(Text)
 
     regions: Mapped[list[Region]] = relationship(back_populates="tenant", passive_deletes=True)
+    quota_rows: Mapped[list[TenantQuota]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="TenantQuota.name")
+
+    @property
+    def quotas(self) -> dict[Quota, int]:
+        """The quotas a cloud admin set on this tenant (the others are the configured
+        defaults)."""
+        return {row.name: row.maximum for row in self.quota_rows}
+
+
+class Quota(enum.StrEnum):
+    """What a tenant's quotas count (``[quotas]`` holds each one's default)."""
+
+    HOSTS = "hosts"
+    GROUPS = "groups"
+    SECRETS = "secrets"
+    CONCURRENT_JOBS = "concurrent_jobs"
+
+
+class TenantQuota(Base):
+    """A quota a cloud admin set on one tenant, overriding the configured default."""
+
+    __tablename__ = "tenant_quotas"
+    __table_args__ = (CheckConstraint("maximum >= 0", name="maximum"), LINK_TABLE_OPTIONS)
+
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[Quota] = mapped_column(
+        Enum(Quota, native_enum=False, length=32, create_constraint=True,
+             values_callable=lambda e: [m.value for m in e], name="name"),
+        primary_key=True)
+    maximum: Mapped[int] = mapped_column(Integer)
 
 
 class Region(HasVariables, Versioned, Base):

@@ -14,14 +14,16 @@ from typing import Any
 from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from craton.config import LimitSettings, QuotaSettings
 from craton.context import Action, RequestContext
-from craton.db.models import Group, GroupChild, GroupDependency, Host, HostGroup, Region
+from craton.db.models import Group, GroupChild, GroupDependency, Host, HostGroup, Quota, Region
 from craton.db.scope import get_scoped
 from craton.db.util import bump_versions, chunked, flush_or_conflict
 from craton.errors import Conflict, invalid
 from craton.inventory.graph import describe_cycle, find_cycle
 from craton.inventory.hosts import Ref, resolve_groups
 from craton.inventory.names import check, group_name_problem
+from craton.inventory.quotas import check_quota
 from craton.inventory.variables import merge_variables, replace_variables
 
 GROUP_LOADERS = (
@@ -40,10 +42,12 @@ EDGE_COLUMNS = {
 
 
 def create_group(session: Session, ctx: RequestContext, region: Region,
-                 data: Mapping[str, Any]) -> Group:
+                 data: Mapping[str, Any], *, limits: LimitSettings,
+                 quotas: QuotaSettings) -> Group:
     ctx.require(Action.WRITE)
     name = data["name"]
     check("name", group_name_problem(name))
+    check_quota(session, region.tenant_id, Quota.GROUPS, 1, quotas)
     _lock_region(session, ctx, region.id)
     if session.scalar(select(Group.id).where(Group.region_id == region.id,
                                              Group.name == name)) is not None:
@@ -54,7 +58,7 @@ def create_group(session: Session, ctx: RequestContext, region: Region,
     })
     host_ids = resolve_hosts(session, region.id, data.get("hosts") or [], "hosts")
     group = Group(region_id=region.id, name=name, description=data.get("description"))
-    replace_variables(group, data.get("variables") or {})
+    replace_variables(group, data.get("variables") or {}, limits)
     session.add(group)
     flush_or_conflict(session, f"group {name!r} already exists in region {region.id}",
                       {"name": "already exists in the region"})
@@ -71,7 +75,7 @@ def create_group(session: Session, ctx: RequestContext, region: Region,
 
 
 def update_group(session: Session, ctx: RequestContext, group: Group,
-                 data: Mapping[str, Any]) -> Group:
+                 data: Mapping[str, Any], *, limits: LimitSettings) -> Group:
     ctx.require(Action.WRITE)
     if "name" in data and data["name"] != group.name:
         check("name", group_name_problem(data["name"]))
@@ -87,7 +91,7 @@ def update_group(session: Session, ctx: RequestContext, group: Group,
     if "description" in data:
         group.description = data["description"]
     if "variables" in data:
-        merge_variables(group, data["variables"])
+        merge_variables(group, data["variables"], limits)
     flush_or_conflict(session, f"group {group.name!r} already exists",
                       {"name": "already exists in the region"})
     for field, table in (("children", GroupChild), ("depends_on", GroupDependency)):

@@ -15,8 +15,18 @@ from typing import Any
 from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from craton.config import LimitSettings, QuotaSettings
 from craton.context import Action, RequestContext
-from craton.db.models import Group, Host, HostGroup, HostState, HostVariable, Region, utcnow
+from craton.db.models import (
+    Group,
+    Host,
+    HostGroup,
+    HostState,
+    HostVariable,
+    Quota,
+    Region,
+    utcnow,
+)
 from craton.db.util import bump_versions, chunked, conflict_on_integrity_error, flush_or_conflict
 from craton.errors import Conflict, InvalidInput, invalid
 from craton.inventory.names import (
@@ -25,6 +35,7 @@ from craton.inventory.names import (
     normalize_ip,
     ssh_user_problem,
 )
+from craton.inventory.quotas import check_quota
 from craton.inventory.variables import encode_variables, merge_variables
 
 HOST_LOADERS = (selectinload(Host.variable_rows), selectinload(Host.groups))
@@ -131,10 +142,12 @@ def resolve_groups(session: Session, region_id: int, refs_by_field: Mapping[str,
 
 
 def create_hosts(session: Session, ctx: RequestContext, region: Region,
-                 items: Sequence[Mapping[str, Any]], *, numbered: bool) -> list[CreatedHost]:
+                 items: Sequence[Mapping[str, Any]], *, numbered: bool, limits: LimitSettings,
+                 quotas: QuotaSettings) -> list[CreatedHost]:
     """Create ``items`` (each: name, optional scalar fields, ``variables``, ``groups``) in
-    ``region``, all or nothing. ``numbered``: name fields in errors by item index (a bulk
-    request) rather than bare (a single host)."""
+    ``region``, all or nothing — the tenant's host quota counts them all at once.
+    ``numbered``: name fields in errors by item index (a bulk request) rather than bare (a
+    single host)."""
     ctx.require(Action.WRITE)
     problems: dict[str, str] = {}
     rows: list[dict[str, Any]] = []
@@ -152,7 +165,8 @@ def create_hosts(session: Session, ctx: RequestContext, region: Region,
                 problems[prefix + "name"] = f"duplicates item {seen[name]}"
             seen.setdefault(name, index)
         try:
-            encoded = encode_variables(item.get("variables") or {}, prefix + "variables")
+            encoded = encode_variables(item.get("variables") or {}, limits,
+                                       prefix + "variables")
         except InvalidInput as error:
             problems.update(error.fields)
             encoded = {}
@@ -180,6 +194,7 @@ def create_hosts(session: Session, ctx: RequestContext, region: Region,
         raise Conflict(f"{len(taken)} host name(s) already exist in region {region.id}: "
                        + ", ".join(sorted(taken)[:10]), fields=fields)
 
+    check_quota(session, region.tenant_id, Quota.HOSTS, len(rows), quotas)
     with conflict_on_integrity_error("a host with one of these names was created "
                                      "concurrently; nothing was created"):
         ids = _insert_returning_ids(session, rows)
@@ -222,7 +237,7 @@ def _insert_returning_ids(session: Session, rows: list[dict[str, Any]]) -> list[
 
 
 def update_host(session: Session, ctx: RequestContext, host: Host,
-                data: Mapping[str, Any]) -> Host:
+                data: Mapping[str, Any], *, limits: LimitSettings) -> Host:
     ctx.require(Action.WRITE)
     clean, problems = clean_host_fields(data)
     if problems:
@@ -236,7 +251,7 @@ def update_host(session: Session, ctx: RequestContext, host: Host,
     for field, value in clean.items():
         setattr(host, field, value)
     if "variables" in data:
-        merge_variables(host, data["variables"])
+        merge_variables(host, data["variables"], limits)
     if "groups" in data:
         set_host_groups(session, host, data["groups"])
     flush_or_conflict(session, f"host {host.name!r} already exists in region {host.region_id}",

@@ -136,7 +136,7 @@ def _fetch_references(session: Session, group_names: dict[int, str],
         else:
             try:
                 result = fetcher.fetch(row.url, row.ref, row.path)
-                variables = parse_variables_file(result.content)
+                variables = parse_variables_file(result.content, fetcher.limits)
             except CratonError as error:
                 raise type(error)(f"{what}: {error.message}",
                                   fields={f"references.{row.id}": error.message}) from None

@@ -8,12 +8,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from craton.config import LimitSettings
 from craton.context import Action, RequestContext
-from craton.db.models import Group, Host, Region, Tenant
+from craton.db.models import Group, Host, Region, Tenant, utcnow
 from craton.db.scope import get_scoped
 from craton.db.util import flush_or_conflict
 from craton.errors import Conflict
 from craton.inventory.names import check, slug_problem, tenant_name_problem
+from craton.inventory.quotas import set_quotas
 from craton.inventory.variables import merge_variables, replace_variables
 
 
@@ -23,6 +25,7 @@ def create_tenant(session: Session, ctx: RequestContext, data: Mapping[str, Any]
     check("name", tenant_name_problem(name))
     _ensure_unique(session, select(Tenant.id).where(Tenant.name == name), f"tenant {name!r}")
     tenant = Tenant(name=name, description=data.get("description"))
+    set_quotas(session, tenant, data.get("quotas") or {})
     session.add(tenant)
     flush_or_conflict(session, f"tenant {name!r} already exists", {"name": "already exists"})
     return tenant
@@ -38,6 +41,8 @@ def update_tenant(session: Session, ctx: RequestContext, tenant: Tenant,
         tenant.name = data["name"]
     if "description" in data:
         tenant.description = data["description"]
+    if set_quotas(session, tenant, data.get("quotas") or {}):
+        tenant.updated_at = utcnow()
     flush_or_conflict(session, f"tenant {tenant.name!r} already exists", {"name": "already exists"})
     return tenant
 
@@ -57,7 +62,7 @@ def delete_tenant(session: Session, ctx: RequestContext, tenant: Tenant, *,
 
 
 def create_region(session: Session, ctx: RequestContext, tenant_id: int,
-                  data: Mapping[str, Any]) -> Region:
+                  data: Mapping[str, Any], *, limits: LimitSettings) -> Region:
     ctx.require(Action.WRITE)
     tenant = get_scoped(session, ctx, Tenant, tenant_id)
     name = data["name"]
@@ -67,7 +72,7 @@ def create_region(session: Session, ctx: RequestContext, tenant_id: int,
         f"region {name!r} in tenant {tenant.id}",
     )
     region = Region(tenant_id=tenant.id, name=name, description=data.get("description"))
-    replace_variables(region, data.get("variables") or {})
+    replace_variables(region, data.get("variables") or {}, limits)
     session.add(region)
     flush_or_conflict(session, f"region {name!r} already exists in tenant {tenant.id}",
                       {"name": "already exists"})
@@ -75,7 +80,7 @@ def create_region(session: Session, ctx: RequestContext, tenant_id: int,
 
 
 def update_region(session: Session, ctx: RequestContext, region: Region,
-                  data: Mapping[str, Any]) -> Region:
+                  data: Mapping[str, Any], *, limits: LimitSettings) -> Region:
     ctx.require(Action.WRITE)
     if "name" in data and data["name"] != region.name:
         check("name", slug_problem(data["name"]))
@@ -89,7 +94,7 @@ def update_region(session: Session, ctx: RequestContext, region: Region,
     if "description" in data:
         region.description = data["description"]
     if "variables" in data:
-        merge_variables(region, data["variables"])
+        merge_variables(region, data["variables"], limits)
     flush_or_conflict(session, f"region {region.name!r} already exists",
                       {"name": "already exists"})
     return region

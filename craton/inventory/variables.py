@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
 from sqlalchemy import inspect
 
+from craton.config import LimitSettings
 from craton.db.models import (
     VARIABLE_MODELS,
     Group,
@@ -29,21 +32,69 @@ Encoded = dict[str, tuple[str, str]]
 """key → (canonical JSON, digest)"""
 
 
-def encode_variables(variables: Mapping[str, Any], field: str = "variables") -> Encoded:
+def value_depth(value: Any, stop_after: int) -> int:
+    """How deeply arrays and objects nest in ``value`` (a scalar is 0), counted without
+    recursion and no further than ``stop_after`` + 1, so a hostile value costs no more than
+    an acceptable one."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping | list | tuple):
+            depth += 1
+            if depth > stop_after:
+                return depth
+            deepest = max(deepest, depth)
+            stack.extend((child, depth) for child in
+                         (item.values() if isinstance(item, Mapping) else item))
+    return deepest
+
+
+def encode_value(value: Any, limits: LimitSettings) -> tuple[str | None, str | None]:
+    """(canonical JSON of ``value``, None), or (None, why it cannot be kept): not JSON, nested
+    deeper than [limits] max_json_depth, or larger than max_value_bytes encoded."""
+    if isinstance(value, Mapping | list | tuple) and \
+            value_depth(value, limits.max_json_depth) > limits.max_json_depth:
+        return None, (f"nests arrays and objects more than {limits.max_json_depth} levels "
+                      "deep ([limits] max_json_depth)")
+    try:
+        text = canonical_json(value)
+    except (TypeError, ValueError):
+        return None, "must be valid JSON (NaN and Infinity are not)"
+    # Characters are 1 to 4 bytes in UTF-8: encode only when the length leaves it open.
+    if len(text) > limits.max_value_bytes or (
+            len(text) * 4 > limits.max_value_bytes
+            and len(text.encode()) > limits.max_value_bytes):
+        return None, (f"is {len(text.encode()):,} bytes as JSON; at most "
+                      f"{limits.max_value_bytes:,} are allowed ([limits] max_value_bytes)")
+    return text, None
+
+
+def too_many_problem(count: int, limits: LimitSettings) -> str | None:
+    """Why an object cannot hold ``count`` variables (each bundle and job carries them all),
+    or None."""
+    if count <= limits.max_variables:
+        return None
+    return (f"holds {count:,} variables; at most {limits.max_variables:,} are allowed "
+            "([limits] max_variables)")
+
+
+def encode_variables(variables: Mapping[str, Any], limits: LimitSettings,
+                     field: str = "variables") -> Encoded:
     """Validate keys and values and serialize each value canonically. All problems are
-    reported at once, each under ``<field>.<key>``."""
+    reported at once, each under ``<field>.<key>`` (or ``<field>`` for too many)."""
     if not isinstance(variables, Mapping):
         raise invalid({field: "must be an object"})
+    too_many = too_many_problem(len(variables), limits)
+    if too_many is not None:
+        raise invalid({field: too_many})
     problems: dict[str, str] = {}
     encoded: Encoded = {}
     for key, value in variables.items():
         problem = variable_key_problem(key)
         if problem is None:
-            try:
-                text = canonical_json(value)
-            except (TypeError, ValueError):
-                problem = "must be valid JSON (NaN and Infinity are not)"
-            else:
+            text, problem = encode_value(value, limits)
+            if text is not None:
                 encoded[key] = (text, value_digest(text))
         if problem is not None:
             problems[f"{field}.{key}"] = problem
@@ -62,20 +113,22 @@ def touch(owner: Owner) -> None:
         owner.updated_at = utcnow()
 
 
-def replace_variables(owner: Owner, variables: Mapping[str, Any]) -> bool:
+def replace_variables(owner: Owner, variables: Mapping[str, Any], limits: LimitSettings
+                      ) -> bool:
     """Make ``owner``'s variables exactly ``variables``. Returns whether anything changed."""
-    return _apply(owner, encode_variables(variables), remove_others=True, deletions=())
+    return _apply(owner, encode_variables(variables, limits), limits, remove_others=True,
+                  deletions=())
 
 
-def merge_variables(owner: Owner, patch: Mapping[str, Any]) -> bool:
+def merge_variables(owner: Owner, patch: Mapping[str, Any], limits: LimitSettings) -> bool:
     """Set the keys of ``patch``; a key whose value is null is deleted."""
     deletions = tuple(key for key, value in patch.items() if value is None)
     for key in deletions:
         problem = variable_key_problem(key)
         if problem is not None:
             raise invalid({f"variables.{key}": problem})
-    updates = encode_variables({k: v for k, v in patch.items() if v is not None})
-    return _apply(owner, updates, remove_others=False, deletions=deletions)
+    updates = encode_variables({k: v for k, v in patch.items() if v is not None}, limits)
+    return _apply(owner, updates, limits, remove_others=False, deletions=deletions)
 
 
 def delete_variable(owner: Owner, key: str) -> None:
@@ -87,7 +140,7 @@ def delete_variable(owner: Owner, key: str) -> None:
     raise NotFound(f"variable {key!r} not set")
 
 
-def _apply(owner: Owner, updates: Encoded, *, remove_others: bool,
+def _apply(owner: Owner, updates: Encoded, limits: LimitSettings, *, remove_others: bool,
            deletions: tuple[str, ...]) -> bool:
     if isinstance(owner, Group) and PRIORITY in updates:
         value = json.loads(updates[PRIORITY][0])
@@ -98,6 +151,9 @@ def _apply(owner: Owner, updates: Encoded, *, remove_others: bool,
     current = {row.key: row for row in owner.variable_rows}
     changed = False
     doomed = set(deletions) | (set(current) - set(updates) if remove_others else set())
+    too_many = too_many_problem(len((set(current) - doomed) | set(updates)), limits)
+    if too_many is not None:
+        raise invalid({"variables": too_many})
     for key in sorted(doomed & set(current)):
         owner.variable_rows.remove(current[key])
         changed = True
@@ -127,12 +183,13 @@ def value_candidates(raw: str) -> list[str]:
     return forms
 
 
-def parse_variables_file(content: bytes) -> dict[str, str]:
+def parse_variables_file(content: bytes, limits: LimitSettings) -> dict[str, str]:
     """A YAML (or JSON) file of variables — a mapping, as Ansible requires of group_vars — as
-    key → canonical JSON. Dates become ISO strings; anything JSON cannot hold is refused.
-    Raises ValueError saying what is wrong."""
+    key → canonical JSON, under the same limits as variables sent to the API. Dates become ISO
+    strings; anything JSON cannot hold is refused. Raises ValueError saying what is wrong."""
     try:
-        data = yaml.load(content, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        _measure_yaml(content, limits)
+        data = yaml.load(content, Loader=YAML_LOADER)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -141,16 +198,90 @@ def parse_variables_file(content: bytes) -> dict[str, str]:
         return {}
     if not isinstance(data, dict):
         raise ValueError(f"must be a YAML mapping of variables, not a {type(data).__name__}")
+    too_many = too_many_problem(len(data), limits)
+    if too_many is not None:
+        raise ValueError(too_many)
     encoded: dict[str, str] = {}
     for key, value in data.items():
         problem = variable_key_problem(key)
         if problem is not None:
             raise ValueError(f"variable {key!r} {problem}")
         try:
-            encoded[key] = canonical_json(_plain(value))
-        except (TypeError, ValueError):
-            raise ValueError(f"variable {key!r} holds a value JSON cannot represent") from None
+            text, problem = encode_value(_plain(value), limits)
+        except TypeError:
+            problem = "holds a value JSON cannot represent"
+        if problem is not None:
+            raise ValueError(f"variable {key!r} {problem}")
+        encoded[key] = text
     return encoded
+
+
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_OPENING = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_CLOSING = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+_PLAIN_INTEGER = re.compile(r"[-+]?[0-9_]+")
+
+
+def _measure_yaml(content: bytes, limits: LimitSettings) -> None:
+    """Refuse, before any of it is built, a file that would cost too much to build.
+
+    YAML aliases repeat a node without spelling it out again, so a kilobyte of nested aliases
+    ("billion laughs") expands to gigabytes, and deep nesting overflows the C composer's
+    stack. This reads the parser's events once (no recursion, no expansion), giving each node
+    an estimate of its size as JSON — an alias costs what its anchor's node cost, remembered
+    — and refuses a variable that would expand past [limits] max_value_bytes, nest past
+    max_json_depth, or hold an integer longer than Python converts. What passes is built and
+    checked exactly afterwards."""
+    sizes: dict[str, int] = {}
+    stack: list[list[Any]] = []  # open collections: [estimated size, anchor, children]
+    key = "?"
+
+    def variable() -> str:
+        """What the event at hand is part of: a variable, once the parser is in its value."""
+        in_value = len(stack) > 1 or (len(stack) == 1 and stack[0][2] % 2 == 1)
+        return f"variable {key!r}" if in_value else "the file"
+
+    def close(size: int, anchor: str | None, event: Any) -> None:
+        nonlocal key
+        if anchor is not None:
+            sizes[anchor] = size
+        if not stack:
+            return
+        parent = stack[-1]
+        parent[0] += size + 1
+        parent[2] += 1
+        if len(stack) == 1 and parent[2] % 2:  # a key of the top-level mapping
+            key = event.value if isinstance(event, yaml.ScalarEvent) else "?"
+        elif len(stack) == 1 and size > limits.max_value_bytes:
+            raise ValueError(f"variable {key!r} expands to more than "
+                             f"{limits.max_value_bytes:,} bytes ([limits] max_value_bytes)")
+
+    for event in yaml.parse(content, Loader=YAML_LOADER):
+        if isinstance(event, yaml.ScalarEvent):
+            if (event.implicit[0] and len(event.value) > sys.get_int_max_str_digits()
+                    and _PLAIN_INTEGER.fullmatch(event.value)
+                    and len(event.value.replace("_", "").lstrip("+-"))
+                    > sys.get_int_max_str_digits()):
+                raise ValueError(f"{variable()} holds an integer of more than "
+                                 f"{sys.get_int_max_str_digits()} digits")
+            close(len(event.value) + 2, event.anchor, event)
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor in {anchor for _, anchor, _ in stack}:
+                raise ValueError(f"{variable()} holds alias *{event.anchor} inside the node "
+                                 "it names (a recursive structure JSON cannot hold)")
+            if event.anchor not in sizes:
+                raise ValueError(f"not valid YAML: {variable()} holds alias *{event.anchor}, "
+                                 "which no anchor defines before it")
+            close(sizes[event.anchor], None, event)
+        elif isinstance(event, _OPENING):
+            if len(stack) > limits.max_json_depth:
+                raise ValueError(f"{variable()} nests arrays and objects more than "
+                                 f"{limits.max_json_depth} levels deep ([limits] "
+                                 "max_json_depth)")
+            stack.append([2, event.anchor, 0])
+        elif isinstance(event, _CLOSING):
+            size, anchor, _ = stack.pop()
+            close(size, anchor, event)
 
 
 def _plain(value: Any) -> Any:

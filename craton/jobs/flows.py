@@ -25,6 +25,7 @@ from taskflow import task
 from taskflow.patterns import graph_flow, linear_flow
 from taskflow.types.failure import Failure
 
+from craton.config import LimitSettings
 from craton.db.models import (
     Host,
     HostRunStatus,
@@ -33,7 +34,6 @@ from craton.db.models import (
     JobHost,
     JobStatus,
     Region,
-    canonical_json,
     utcnow,
     value_digest,
 )
@@ -42,6 +42,7 @@ from craton.errors import CratonError
 from craton.inventory.bundle import BundleSpec, prepare_bundle
 from craton.inventory.names import variable_key_problem
 from craton.inventory.select import HostFilter
+from craton.inventory.variables import encode_value, too_many_problem
 from craton.jobs.events import HostProgress, Redactor
 from craton.jobs.runner import HostOutcome, RunOutcome, run_playbook
 from craton.jobs.runtime import JobRuntime, job_context, runtime
@@ -277,8 +278,10 @@ def _record_hosts(rt: JobRuntime, job_id: int, hosts: list[str],
             elif state.contacted:
                 reached.append(row.host_id)
             if state.audit:
-                written = _write_audit(session, row.host_id, job_id, state.audit)
-                rt.emit(job_id, "audit", host, {"variables": written})
+                written, refused = _write_audit(session, row.host_id, job_id, state.audit,
+                                                rt.settings.limits)
+                rt.emit(job_id, "audit", host, {"variables": written, **(
+                    {"refused": refused} if refused else {})})
         for host_ids, values in ((reached, {"reachable": True, "last_seen_at": now}),
                                  (unreached, {"reachable": False})):
             for chunk in chunked(host_ids):
@@ -289,13 +292,24 @@ def _record_hosts(rt: JobRuntime, job_id: int, hosts: list[str],
     return {host: status for host, (status, _, _) in final.items()}
 
 
-def _write_audit(session: Any, host_id: int, job_id: int, facts: dict[str, Any]) -> list[str]:
-    """Store ``craton_audit`` facts as the host's variables, marked as written by the job."""
-    written = []
+def _write_audit(session: Any, host_id: int, job_id: int, facts: dict[str, Any],
+                 limits: LimitSettings) -> tuple[list[str], dict[str, str]]:
+    """Store ``craton_audit`` facts as the host's variables, marked as written by the job.
+    A playbook is tenant code: a fact the API would refuse as a variable (past [limits], or
+    one variable too many) is not written, and comes back with the reason instead."""
+    written: list[str] = []
+    refused: dict[str, str] = {}
+    held = set(session.scalars(select(HostVariable.key).where(HostVariable.host_id == host_id)))
     for key, value in sorted(facts.items()):
         if variable_key_problem(key) is not None:
             continue
-        text = canonical_json(value)
+        text, problem = encode_value(value, limits)
+        if problem is None and key not in held:
+            problem = too_many_problem(len(held) + 1, limits)
+        if problem is not None:
+            refused[key] = problem
+            continue
+        held.add(key)
         row = session.get(HostVariable, (host_id, key))
         if row is None:
             session.add(HostVariable(host_id=host_id, key=key, value_json=text,
@@ -306,7 +320,7 @@ def _write_audit(session: Any, host_id: int, job_id: int, facts: dict[str, Any])
     if written:
         host = session.get(Host, host_id)
         host.updated_at = utcnow()
-    return written
+    return written, refused
 
 
 class Summarize(task.Task):

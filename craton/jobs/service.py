@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from craton.config import LimitSettings, QuotaSettings
 from craton.context import Action, RequestContext
 from craton.db.models import (
     Group,
@@ -26,6 +27,7 @@ from craton.db.models import (
     JobEvent,
     JobHost,
     JobStatus,
+    Quota,
     Region,
     canonical_json,
     iso_utc,
@@ -35,9 +37,10 @@ from craton.db.scope import get_scoped
 from craton.db.util import chunked
 from craton.errors import Conflict, invalid
 from craton.inventory.graph import describe_cycle, find_cycle
-from craton.inventory.names import variable_key_problem
+from craton.inventory.quotas import check_quota
 from craton.inventory.select import build_filter, check_group_exists, host_conditions
 from craton.inventory.snapshot import load_snapshot
+from craton.inventory.variables import encode_variables
 from craton.jobs.sources import pin_source
 from craton.sources.fetch import Fetcher
 
@@ -60,8 +63,10 @@ class JobRequest:
 
 
 def submit_job(session: Session, ctx: RequestContext, request: JobRequest, *, fetcher: Fetcher,
-               engine: str, default_forks: int, max_forks: int) -> Job:
-    """Validate, pin and record a job (status pending, every host pending)."""
+               engine: str, default_forks: int, max_forks: int, limits: LimitSettings,
+               quotas: QuotaSettings) -> Job:
+    """Validate, pin and record a job (status pending, every host pending), if the tenant's
+    quota of concurrent jobs leaves room for it."""
     ctx.require(Action.WRITE)
     region = get_scoped(session, ctx, Region, request.region_id)
     if request.layout not in LAYOUTS:
@@ -69,16 +74,14 @@ def submit_job(session: Session, ctx: RequestContext, request: JobRequest, *, fe
     forks = request.forks if request.forks is not None else default_forks
     if not 1 <= forks <= max_forks:
         raise invalid({"forks": f"must be between 1 and {max_forks}"})
-    bad_keys = {f"extra_vars.{key}": problem for key in request.extra_vars
-                if (problem := variable_key_problem(key)) is not None}
-    if bad_keys:
-        raise invalid(bad_keys)
+    encode_variables(request.extra_vars, limits, "extra_vars")
     flt = build_filter(request.filters, region.id)
     check_group_exists(session, ctx, flt)
     hosts = session.execute(select(Host.id, Host.name).where(*host_conditions(flt))
                             .order_by(Host.name)).all()
     if not hosts:
         raise invalid({"filters": "select no host in the region"})
+    check_quota(session, region.tenant_id, Quota.CONCURRENT_JOBS, 1, quotas)
     pin = pin_source(fetcher, request.source_url, request.source_ref, request.source_path,
                      request.playbook)
     plan = make_plan(session, ctx, region.id, dict(hosts))

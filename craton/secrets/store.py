@@ -11,11 +11,13 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from craton.config import QuotaSettings
 from craton.context import Action, RequestContext
-from craton.db.models import Host, Secret, SecretKind
+from craton.db.models import Host, Quota, Region, Secret, SecretKind
 from craton.db.util import flush_or_conflict
 from craton.errors import Conflict, invalid
 from craton.inventory.names import check, slug_problem
+from craton.inventory.quotas import check_quota
 from craton.secrets.backends import SecretBackend
 
 MAX_SECRET_BYTES = 256 * 1024
@@ -53,7 +55,7 @@ def _private_key_problem(content: str) -> str | None:
 
 
 def create_secret(session: Session, ctx: RequestContext, host: Host, data: Mapping[str, Any],
-                  backend: SecretBackend) -> Secret:
+                  backend: SecretBackend, *, quotas: QuotaSettings) -> Secret:
     ctx.require(Action.WRITE)
     name, kind = data["name"], SecretKind(data["kind"])
     check("name", slug_problem(name))
@@ -62,6 +64,8 @@ def create_secret(session: Session, ctx: RequestContext, host: Host, data: Mappi
                                               Secret.name == name)) is not None:
         raise Conflict(f"secret {name!r} already exists on host {host.id}",
                        fields={"name": "already exists on the host"})
+    tenant_id = session.scalar(select(Region.tenant_id).where(Region.id == host.region_id))
+    check_quota(session, tenant_id, Quota.SECRETS, 1, quotas)
     plaintext = data["content"].encode()
     secret = Secret(host_id=host.id, name=name, kind=kind, size=len(plaintext),
                     backend=backend.name, ciphertext=backend.seal(plaintext))

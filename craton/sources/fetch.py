@@ -70,6 +70,8 @@ def source_kind(url: str, ref: str | None) -> str:
 class Fetcher:
     def __init__(self, settings: Settings) -> None:
         self.sources = settings.sources
+        self.limits = settings.limits
+        """What the variables of a fetched reference may hold (craton.inventory.snapshot)."""
         self.cache = settings.cache_dir
         roots = settings.sources.file_roots or (str(settings.data_dir / "sources"),)
         self.roots = tuple(Path(root).expanduser().resolve() for root in roots)

@@ -128,6 +128,21 @@ def drain(app: Flask, timeout: float = JOB_TIMEOUT) -> None:
             engine.wait(job_id, timeout)
 
 
+def finished_job(client: Client, region_id: int) -> dict[str, Any]:
+    """A job of the region (the built-in ping, cancelled at once), read to the end of its
+    event stream so that it no longer changes."""
+    response = client.post("/v1/jobs", {"region_id": region_id, "playbook": "craton:ping"})
+    assert response.status_code == 202, response.get_json()
+    job = response.get_json()
+    assert client.post(f"/v1/jobs/{job['id']}/cancel").status_code == 202
+    stream = client.get(f"/v1/jobs/{job['id']}/events",
+                        headers={"Accept": "text/event-stream"})
+    assert b"event: end" in stream.get_data()
+    job = client.get(f"/v1/jobs/{job['id']}").get_json()
+    assert job["status"] == "cancelled"
+    return job
+
+
 # --- fleets --------------------------------------------------------------------------------
 
 @dataclasses.dataclass

@@ -502,14 +502,15 @@ def test_json_read_while_the_inventory_changes_holds_one_snapshot(client: Client
 @pytest.mark.parametrize("fmt", ARCHIVES)
 def test_a_large_archive_read_while_the_inventory_changes_holds_one_snapshot(
         client: Client, region: Body, fmt: str) -> None:
-    """An archive big enough to be sent in pieces (host variables of ~150 KB each) still
-    holds one state — the one its ETag names — when secrets and variables change after its
-    first piece has gone out."""
+    """An archive big enough to be sent in pieces (host variables of ~150 KB each, in values
+    within [limits] max_value_bytes) still holds one state — the one its ETag names — when
+    secrets and variables change after its first piece has gone out."""
     rng = random.Random(11)
     rid = region["id"]
     hosts = client.create(f"/v1/regions/{rid}/hosts", [
         {"name": f"big{i}", "variables": {
-            "blob": "".join(rng.choices(string.ascii_letters, k=150_000))}}
+            f"blob{part}": "".join(rng.choices(string.ascii_letters, k=50_000))
+            for part in range(3)}}
         for i in range(3)])["items"]
     secret = client.create(f"/v1/hosts/{hosts[0]['id']}/secrets",
                            {"name": "pw", "kind": "password", "content": "before"})

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from craton.api import create_app
 from craton.db.session import Database
 from tests.conftest import Client, error_of, make_settings
+from tests.functional.job_helpers import finished_job
 
 Case = Callable[..., Any]
 """(client, region, **request options) → response"""
@@ -60,6 +61,39 @@ CASES: dict[str, tuple[Case, int, set[str] | None, str | None]] = {
         headers={"If-Match": '"999"', **kw.pop("headers", {})}, **kw), 412, {"If-Match"}, None),
     "forbidden": (lambda client, region, **kw: client.post(
         "/v1/tenants", {"name": "x"}, tenant=region["tenant_id"], **kw), 403, None, None),
+    # Each of these was a 500 before: Python's JSON parser ran out of recursion, or refused
+    # to convert a 5,000-digit integer with a ValueError nobody caught.
+    "JSON nested 1,000 deep": (_post_raw("/v1/tenants", "[" * 1000 + "]" * 1000), 422,
+                               {"body"}, None),
+    "JSON nested 990 deep in a value": (
+        _post_raw("/v1/regions/{region[id]}/groups",
+                  '{"name": "g", "variables": {"v": ' + "[" * 990 + "]" * 990 + "}}"),
+        422, {"body"}, None),
+    "JSON nested 100,000 deep in a list of hosts": (
+        _post_raw("/v1/regions/{region[id]}/hosts", "[" * 100_000 + "]" * 100_000), 422,
+        {"body"}, None),
+    "value nested deeper than max_json_depth": (
+        _call("POST", "/v1/regions/{region[id]}/groups",
+              {"name": "g", "variables": {"v": json.loads("[" * 33 + "]" * 33)}}), 422,
+        {"variables.v"}, None),
+    "5,000-digit integer in a body": (_post_raw("/v1/tenants", '{"name": ' + "9" * 5000 + "}"),
+                                      422, {"name"}, None),
+    "5,000-digit integer in a list of hosts": (
+        _post_raw("/v1/regions/{region[id]}/hosts",
+                  '[{"name": "a"}, {"name": "b", "ssh_port": ' + "9" * 5000 + "}]"),
+        422, {"1.ssh_port"}, None),
+    "5,000-digit integer in a variable": (
+        _post_raw("/v1/regions/{region[id]}/groups",
+                  '{"name": "g", "variables": {"big": -' + "1" * 5000 + "}}"),
+        422, {"variables.big"}, None),
+    "5,000-digit integer as an id": (
+        _post_raw("/v1/jobs", '{"playbook": "craton:ping", "region_id": ' + "1" * 5000 + "}"),
+        422, {"region_id"}, None),
+    "5,000-digit integer in a query": (_call("GET", "/v1/hosts?marker=" + "9" * 5000), 422,
+                                       {"marker"}, None),
+    "too many hosts at once": (_call("POST", "/v1/regions/{region[id]}/hosts",
+                                     [{"name": f"h{i}"} for i in range(10_001)]),
+                               413, {"body"}, None),
 }
 
 
@@ -128,6 +162,11 @@ def test_404_names_what_was_not_found(client: Client, region: dict[str, Any]) ->
     "/v1/hosts?region_id={huge}",
     "/v1/hosts?marker={huge}",
     "/v1/regions?tenant_id={huge}",
+    "/v1/hosts?id={huge}",
+    "/v1/hosts?limit={huge}",
+    "/v1/groups?marker={huge}",
+    "/v1/jobs?region_id={huge}",
+    "/v1/jobs/{huge}/events?after={huge}",
 ])
 def test_ids_beyond_any_integer_column_are_not_server_errors(client: Client,
                                                              region: dict[str, Any],
@@ -141,6 +180,77 @@ def test_ids_beyond_any_integer_column_are_not_server_errors(client: Client,
         assert response.get_json()["items"] == []
     else:
         error_of(response)
+
+
+TWO_63 = 2**63
+"""One past the largest id either database holds (BIGINT, SQLite's INTEGER)."""
+
+
+@pytest.mark.parametrize(("method", "url", "body", "field"), [
+    ("POST", "/v1/jobs", {"region_id": "{region}", "playbook": "craton:ping",
+                          "forks": TWO_63}, "forks"),
+    ("POST", "/v1/jobs", {"region_id": TWO_63, "playbook": "craton:ping"}, "region_id"),
+    ("POST", "/v1/jobs", {"region_id": "{region}", "playbook": "craton:ping",
+                          "filters": {"id": [TWO_63]}}, "filters.id.0"),
+    ("POST", "/v1/groups/{group}/hosts", {"hosts": [TWO_63]}, "hosts.0"),
+    ("DELETE", "/v1/groups/{group}/hosts", {"hosts": [1, -TWO_63]}, "hosts.1"),
+    ("POST", "/v1/groups/{group}/children", {"children": [TWO_63 * 4]}, "children.0"),
+    ("POST", "/v1/regions/{region}/groups", {"name": "g2", "parents": [TWO_63]}, "parents.0"),
+    ("POST", "/v1/regions/{region}/hosts", {"name": "h", "ssh_port": TWO_63}, "ssh_port"),
+    ("PATCH", "/v1/hosts/{host}", {"groups": [TWO_63]}, "groups.0"),
+    ("PATCH", "/v1/tenants/{tenant}", {"quotas": {"hosts": TWO_63}}, "quotas.hosts"),
+    ("GET", "/v1/hosts?marker=" + str(TWO_63), None, "marker"),
+    ("GET", "/v1/hosts?region_id=" + str(-TWO_63), None, "region_id"),
+    ("GET", "/v1/jobs/{job}/events?after=" + str(TWO_63), None, "after"),
+    ("GET", "/v1/jobs/{job}/hosts?limit=0", None, "limit"),
+])
+def test_integers_past_64_bits_are_422_naming_the_field(client: Client, region: dict[str, Any],
+                                                        method: str, url: str, body: Any,
+                                                        field: str) -> None:
+    """An integer of 2^63 or more fits no database column: wherever an integer goes, body or
+    query, it is refused naming the field (it is never sent to the database to overflow)."""
+    world = _integer_world(client, region)
+    filled = json.loads(json.dumps(body).replace('"{region}"', str(world["region"])))
+    response = client.request(method, url.format(**world), filled)
+    assert response.status_code == 422, response.get_json()
+    assert field in error_of(response)["fields"]
+
+
+def _integer_world(client: Client, region: dict[str, Any]) -> dict[str, int]:
+    rid = region["id"]
+    host = client.create(f"/v1/regions/{rid}/hosts", {"name": "h1"})
+    group = client.create(f"/v1/regions/{rid}/groups", {"name": "web", "hosts": [host["id"]]})
+    return {"region": rid, "host": host["id"], "group": group["id"],
+            "tenant": region["tenant_id"], "job": finished_job(client, rid)["id"]}
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663", "1\u00b2", "-1", "1.0", " 1 2",
+                                   str(2**63), str(2**64), "9" * 5000])
+def test_last_event_id_that_is_no_event_number_is_422(client: Client, region: dict[str, Any],
+                                                      value: str) -> None:
+    """Last-Event-ID "²" passed str.isdigit and then crashed int() (500), and one of 2^63 or
+    more was accepted and then overflowed the database in the middle of the stream; both are
+    now refused naming the header, before the stream starts."""
+    rid = region["id"]
+    client.create(f"/v1/regions/{rid}/hosts", {"name": "h1"})
+    job = finished_job(client, rid)
+    header = value.encode().decode("unicode_escape")
+    response = client.get(f"/v1/jobs/{job['id']}/events",
+                          headers={"Accept": "text/event-stream", "Last-Event-ID": header})
+    assert response.status_code == 422, response.get_data()[:300]
+    assert set(error_of(response)["fields"]) == {"Last-Event-ID"}
+
+
+def test_last_event_id_at_the_largest_event_number_streams_to_the_end(
+        client: Client, region: dict[str, Any]) -> None:
+    rid = region["id"]
+    client.create(f"/v1/regions/{rid}/hosts", {"name": "h1"})
+    job = finished_job(client, rid)
+    response = client.get(f"/v1/jobs/{job['id']}/events",
+                          headers={"Accept": "text/event-stream",
+                                   "Last-Event-ID": str(2**63 - 1)})
+    assert response.status_code == 200
+    assert b"event: end" in response.get_data()
 
 
 def test_null_body_is_refused_as_not_a_host(client: Client, region: dict[str, Any]) -> None:

@@ -511,6 +511,31 @@ def test_cancelling_a_running_job_stops_it_within_seconds(api: Client, repo: Pla
     assert events(api, job["id"]) == stored
 
 
+def test_a_job_past_the_tenants_concurrent_jobs_quota_waits_for_retry_after(
+        api: Client, repo: PlaybookRepo, tmp_path: Path) -> None:
+    """With its concurrent_jobs quota set to 1 by a cloud admin, a tenant whose job is still
+    running gets 429 naming the quota, with Retry-After, for a second job (which is not
+    created); once the first has ended, the same request is accepted."""
+    repo.push({"nap.yml": NAP})
+    fleet = make_fleet(api, ["q1"])
+    quota = api.patch(f"/v1/tenants/{fleet.tenant['id']}", {"quotas": {"concurrent_jobs": 1}})
+    assert quota.status_code == 200, quota.get_json()
+    release = tmp_path / "release"
+    body = job_body(fleet, "nap.yml", repo.source(), extra_vars={"release": str(release)})
+    first = submit(api, body)
+    try:
+        refused = api.post("/v1/jobs", body)
+        assert refused.status_code == 429, refused.get_json()
+        assert set(error_of(refused)["fields"]) == {"quotas.concurrent_jobs"}
+        assert int(refused.headers["Retry-After"]) > 0
+        assert [job["id"] for job in listed(api, "/v1/jobs")] == [first["id"]]
+    finally:
+        release.touch()
+    assert wait_job(api, first["id"])["status"] == "succeeded"
+    second = submit(api, body)
+    assert wait_job(api, second["id"])["status"] == "succeeded"
+
+
 def test_a_job_cancelled_while_queued_runs_no_host(tmp_path: Path) -> None:
     """A job cancelled while it still waits for a free slot never runs Ansible: when its turn
     comes it ends cancelled, every host skipped as cancelled before it ran."""
@@ -586,13 +611,15 @@ ansible.builtin.set_fact:
   craton_audit:
     kernel: "{{ uname.stdout }}"
     audited: true
+    huge: "{{ 'x' * 70000 }}"
 """)
 
 
 def test_audit_facts_become_host_variables(api: Client, repo: PlaybookRepo) -> None:
     """A playbook that sets craton_audit facts writes them back as the host's own variables
     (the others kept), shown as set by the host in its resolved variables; the job's audit
-    event lists the keys written."""
+    event lists the keys written, and those not written because the API would have refused
+    them too (a value past [limits] max_value_bytes)."""
     repo.push({"audit.yml": AUDIT})
     fleet = make_fleet(api, {"a1": {"variables": {"rack": "r7"}}})
     host = fleet.hosts["a1"]
@@ -610,7 +637,8 @@ def test_audit_facts_become_host_variables(api: Client, repo: PlaybookRepo) -> N
     changed = api.get(f"/v1/hosts/{host['id']}").get_json()
     assert changed["version"] > host["version"]
     (audit,) = host_events(events(api, job["id"]), "a1", "audit")
-    assert audit["data"] == {"variables": ["audited", "kernel"]}
+    assert audit["data"] == {"variables": ["audited", "kernel"], "refused": {
+        "huge": "is 70,002 bytes as JSON; at most 65,536 are allowed ([limits] max_value_bytes)"}}
 
 
 # --- events --------------------------------------------------------------------------------------

@@ -381,7 +381,16 @@ FAILURES = {
     "yaml that is not a mapping": 422,
     "invalid yaml": 422,
     "bad variable key": 422,
+    "alias bomb": 422,
+    "nesting that overflowed the yaml composer": 422,
+    "recursive alias": 422,
 }
+
+ALIAS_BOMB = "\n".join(
+    ['lol0: &lol0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    + [f"lol{i}: &lol{i} [" + ", ".join([f"*lol{i - 1}"] * 9) + "]" for i in range(1, 10)]
+) + "\n"
+"""Under 1 KB of YAML that expands to 9^10 strings: minutes and gigabytes per request before."""
 
 
 def failing_reference(case: str, sources: Path, web: WebServer) -> dict[str, Any]:
@@ -406,6 +415,15 @@ def failing_reference(case: str, sources: Path, web: WebServer) -> dict[str, Any
     if case == "invalid yaml":
         web.files["/invalid.yml"] = b"ok: 1\nbroken: [1, 2\n"
         return {"url": web.url("/invalid.yml")}
+    if case == "alias bomb":
+        (sources / "bomb.yml").write_text(ALIAS_BOMB)
+        return {"url": f"file://{sources}/bomb.yml"}
+    if case == "nesting that overflowed the yaml composer":
+        (sources / "deep.yml").write_text("deep: " + "[" * 100_000 + "]" * 100_000)
+        return {"url": f"file://{sources}/deep.yml"}
+    if case == "recursive alias":
+        (sources / "loop.yml").write_text("loop: &loop [1, *loop]\n")
+        return {"url": f"file://{sources}/loop.yml"}
     assert case == "bad variable key"
     (sources / "badkey.yml").write_text("good: 1\nbad-key: 2\n")
     return {"url": f"file://{sources}/badkey.yml"}

@@ -75,7 +75,7 @@ def test_the_start_form_offers_the_demo_once_it_is_loaded(web: FlaskClient, sett
                                                           database: Database) -> None:
     assert defaults(web) == {}
     with database.transaction() as session:
-        region = demo.load_demo(session)
+        region = demo.load_demo(session, settings)
     assert defaults(web) == {}, "no playbook to offer yet"
     demo.install_demo_source(settings)
     assert defaults(web) == {

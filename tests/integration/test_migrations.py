@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy.exc import DBAPIError
 
 from craton.db import migrate
-from craton.db.models import Tenant
+from craton.db.models import Quota, Tenant, TenantQuota
 from craton.db.session import Database, make_engine
 
 ALEMBIC_TABLE = "alembic_version"
@@ -181,5 +182,49 @@ def test_migrated_schema_keeps_foreign_keys_cascading(empty_url: str) -> None:
             connection.execute(text("DELETE FROM tenants"))
         with db.engine.connect() as connection:
             assert connection.execute(text("SELECT COUNT(*) FROM regions")).scalar() == 0
+    finally:
+        db.dispose()
+
+
+def test_quotas_arrive_on_a_database_that_already_holds_tenants(empty_url: str) -> None:
+    """0003 adds the tenants' own quotas to a database in use: existing tenants keep their
+    rows and have no quota of their own (the configured defaults apply); a quota row goes
+    with its tenant; going back to 0002 drops only the quotas."""
+    db = Database(empty_url)
+    try:
+        migrate.upgrade(db.engine, "0002")
+        with db.engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO tenants (name, created_at, updated_at, version) "
+                "VALUES ('before', '2026-01-01', '2026-01-01', 1)"))
+        migrate.upgrade(db.engine)
+        assert migrate.schema_differences(db.engine) == []
+        with db.transaction() as session:
+            tenant = session.scalars(select(Tenant)).one()
+            assert tenant.quotas == {}
+            tenant.quota_rows.append(TenantQuota(name=Quota.HOSTS, maximum=5))
+        with db.transaction(write=False) as session:
+            assert session.scalars(select(Tenant)).one().quotas == {Quota.HOSTS: 5}
+        with db.engine.begin() as connection, pytest.raises(DBAPIError, match="maximum"):
+            connection.execute(text(
+                "INSERT INTO tenant_quotas (tenant_id, name, maximum) "
+                "SELECT id, 'groups', -1 FROM tenants"))
+
+        migrate.downgrade(db.engine, "0002")
+        assert "tenant_quotas" not in table_names(db.engine)
+        with db.engine.connect() as connection:
+            assert connection.execute(text("SELECT name FROM tenants")).scalars().all() == [
+                "before"]
+        migrate.upgrade(db.engine)
+        with db.engine.begin() as connection:
+            connection.execute(text("DELETE FROM tenants"))
+            connection.execute(text(
+                "INSERT INTO tenants (name, created_at, updated_at, version) "
+                "VALUES ('after', '2026-01-01', '2026-01-01', 1)"))
+            connection.execute(text(
+                "INSERT INTO tenant_quotas (tenant_id, name, maximum) "
+                "SELECT id, 'secrets', 3 FROM tenants"))
+            connection.execute(text("DELETE FROM tenants"))
+            assert connection.execute(text("SELECT COUNT(*) FROM tenant_quotas")).scalar() == 0
     finally:
         db.dispose()

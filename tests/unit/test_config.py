@@ -31,7 +31,8 @@ def test_defaults_without_file_or_environment() -> None:
     assert settings.api.host == "127.0.0.1"
     assert settings.api.port == 7780
     assert settings.api.auth_strategy == "noauth"
-    assert settings.api.max_body_size == 64 * 1024 * 1024
+    assert settings.api.max_body_size == 16 * 1024 * 1024
+    assert settings.limits.max_value_bytes == 64 * 1024 and settings.quotas.hosts == 100_000
     assert settings.api.default_page_size == 100 and settings.api.max_page_size == 1000
     assert settings.database.url == "" and settings.database.echo is False
     assert settings.secrets.keys == ()
@@ -242,6 +243,10 @@ def test_directory_as_config_file_is_refused(tmp_path: Path) -> None:
     ({"CRATON_API_DEFAULT_PAGE_SIZE": "500", "CRATON_API_MAX_PAGE_SIZE": "100"},
      "default_page_size"),
     ({"CRATON_SECRETS_BACKEND": "vault"}, "backend"),
+    ({"CRATON_LIMITS_MAX_VALUE_BYTES": "0"}, r"\[limits\] max_value_bytes"),
+    ({"CRATON_LIMITS_MAX_JSON_DEPTH": "-3"}, r"\[limits\] max_json_depth"),
+    ({"CRATON_QUOTAS_HOSTS": "-1"}, r"\[quotas\] hosts"),
+    ({"CRATON_QUOTAS_SECRETS": str(2**31)}, r"\[quotas\] secrets"),
 ])
 def test_inconsistent_values_are_refused(environ: dict[str, str], option: str) -> None:
     with pytest.raises(ConfigError, match=option):
@@ -260,6 +265,15 @@ def test_values_that_cannot_be_used_are_refused_at_load(environ: dict[str, str],
     not a traceback once gunicorn or logging gets to use it."""
     with pytest.raises(ConfigError, match=option):
         load_settings(environ=environ)
+
+
+def test_limits_and_quotas_are_read_like_every_option(tmp_path: Path) -> None:
+    """A quota of 0 is allowed (the tenant may add none); the environment overrides the file."""
+    path = write(tmp_path, "[limits]\nmax_bulk_hosts = 500\n[quotas]\nconcurrent_jobs = 0\n"
+                           "hosts = 10\n")
+    settings = load_settings(path, environ={"CRATON_QUOTAS_HOSTS": "20"})
+    assert settings.limits.max_bulk_hosts == 500
+    assert (settings.quotas.concurrent_jobs, settings.quotas.hosts) == (0, 20)
 
 
 def test_every_option_has_its_own_environment_variable() -> None:

@@ -14,6 +14,7 @@ from craton.api.common import (
     db_session,
     not_modified,
     paginate,
+    services,
     with_etag,
 )
 from craton.api.v1 import schemas
@@ -65,10 +66,13 @@ class RegionGroups(MethodView):
 
     @blp.arguments(schemas.GroupCreateSchema)
     @blp.response(201, schemas.GroupSchema)
+    @blp.doc(responses={"429": schemas.quota_response("groups")})
     def post(self, data: dict[str, Any], region_id: int) -> Any:
         """Create a group, with its subgroups, parents, dependencies and hosts named inline"""
         region = get_scoped(db_session(), context(), Region, region_id)
-        group = groups.create_group(db_session(), context(), region, data)
+        group = groups.create_group(db_session(), context(), region, data,
+                                    limits=services().settings.limits,
+                                    quotas=services().settings.quotas)
         return with_etag(group, 201, Location=f"/v1/groups/{group.id}")
 
 
@@ -86,7 +90,8 @@ class GroupItem(MethodView):
         """Rename, merge variables, or replace subgroups or dependencies"""
         group = _group(group_id)
         check_if_match(group)
-        return with_etag(groups.update_group(db_session(), context(), group, data))
+        return with_etag(groups.update_group(db_session(), context(), group, data,
+                                             limits=services().settings.limits))
 
     @blp.response(204)
     def delete(self, group_id: int) -> None:

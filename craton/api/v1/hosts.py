@@ -15,13 +15,14 @@ from craton.api.common import (
     load,
     not_modified,
     paginate,
+    services,
     with_etag,
 )
 from craton.api.v1 import schemas
 from craton.api.v1.variables import register_variables
 from craton.db.models import Host, Region
 from craton.db.scope import get_scoped
-from craton.errors import invalid
+from craton.errors import TooLarge, invalid
 from craton.inventory import hosts
 from craton.inventory.select import build_filter, check_group_exists, select_hosts
 
@@ -63,25 +64,37 @@ class RegionHosts(MethodView):
         region = get_scoped(db_session(), context(), Region, region_id)
         return list_hosts(args, region.id)
 
-    @blp.doc(requestBody=CREATE_BODY, responses={"201": {
-        "description": "The host (for one) or {items: [...]} (for a list)",
-        "content": {"application/json": {"schema": {"oneOf": [
-            {"$ref": "#/components/schemas/Host"},
-            {"$ref": "#/components/schemas/HostList"},
-        ]}}},
-    }})
+    @blp.doc(requestBody=CREATE_BODY, responses={
+        "201": {
+            "description": "The host (for one) or {items: [...]} (for a list)",
+            "content": {"application/json": {"schema": {"oneOf": [
+                {"$ref": "#/components/schemas/Host"},
+                {"$ref": "#/components/schemas/HostList"},
+            ]}}},
+        },
+        "413": schemas.error_response("More hosts than [limits] max_bulk_hosts in one list "
+                                      "(or a body over [api] max_body_size)."),
+        "429": schemas.quota_response("hosts"),
+    })
     def post(self, region_id: int) -> Any:
         """Create one host, or many in one transaction"""
         region = get_scoped(db_session(), context(), Region, region_id)
+        settings = services().settings
         body = json_body()
         if isinstance(body, list):
             if not body:
                 raise invalid({"body": "must hold at least one host"})
+            if len(body) > settings.limits.max_bulk_hosts:
+                reason = (f"holds {len(body):,} hosts; at most {settings.limits.max_bulk_hosts:,}"
+                          " may be created in one request ([limits] max_bulk_hosts)")
+                raise TooLarge(f"request body {reason}", fields={"body": reason})
             items = load(schemas.HostCreateSchema(many=True), body)
-            created = hosts.create_hosts(db_session(), context(), region, items, numbered=True)
+            created = hosts.create_hosts(db_session(), context(), region, items, numbered=True,
+                                         limits=settings.limits, quotas=settings.quotas)
             return schemas.HostList().dump({"items": created, "next": None}), 201
         item = load(schemas.HostCreateSchema(), body)
-        (host,) = hosts.create_hosts(db_session(), context(), region, [item], numbered=False)
+        (host,) = hosts.create_hosts(db_session(), context(), region, [item], numbered=False,
+                                     limits=settings.limits, quotas=settings.quotas)
         return schemas.HostSchema().dump(host), 201, {
             "ETag": f'"{host.version}"', "Location": f"/v1/hosts/{host.id}"}
 
@@ -100,7 +113,8 @@ class HostItem(MethodView):
         """Change a host's fields, merge variables, or replace its groups"""
         host = get_scoped(db_session(), context(), Host, host_id, hosts.HOST_LOADERS)
         check_if_match(host)
-        return with_etag(hosts.update_host(db_session(), context(), host, data))
+        return with_etag(hosts.update_host(db_session(), context(), host, data,
+                                            limits=services().settings.limits))
 
     @blp.response(204)
     def delete(self, host_id: int) -> None:

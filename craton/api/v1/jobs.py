@@ -4,6 +4,7 @@ event (a page at a time, or live as Server-Sent Events)."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import Response, request
@@ -20,7 +21,7 @@ from craton.api.common import (
     services,
 )
 from craton.api.v1 import schemas
-from craton.db.models import Host, Job, JobHost, utcnow
+from craton.db.models import MAX_ID, Host, Job, JobHost, utcnow
 from craton.db.scope import get_scoped, scoped_select
 from craton.errors import invalid
 from craton.jobs import service
@@ -29,6 +30,9 @@ from craton.jobs.service import JobRequest
 blp = Blueprint("jobs", __name__, url_prefix="/v1",
                 description="Jobs: a playbook run over a selection of a region, with per-host "
                             "results and every event, live.")
+
+EVENT_ID = re.compile(r"[0-9]{1,19}")
+
 
 def job_view(job: Job, counts: dict[str, int], last_event: int) -> dict[str, Any]:
     end = job.finished_at or (utcnow() if job.started_at else None)
@@ -82,6 +86,9 @@ class Jobs(MethodView):
 
     @blp.arguments(schemas.JobCreateSchema)
     @blp.response(202, schemas.JobSchema)
+    @blp.doc(responses={"429": schemas.error_response(
+        "As many of the tenant's jobs are pending or running as its concurrent_jobs quota "
+        "allows.", **{"Retry-After": "Seconds to wait before trying again."})})
     def post(self, data: dict[str, Any]) -> Any:
         """Start a job: pinned (source commit, hosts, plan) now, run by the engine"""
         shared = services()
@@ -95,7 +102,8 @@ class Jobs(MethodView):
                        layout=data["layout"], forks=data.get("forks"), check=data["check"],
                        diff=data["diff"], extra_vars=data["extra_vars"]),
             fetcher=shared.fetcher, engine=settings.engine,
-            default_forks=settings.default_forks, max_forks=settings.max_forks)
+            default_forks=settings.default_forks, max_forks=settings.max_forks,
+            limits=shared.settings.limits, quotas=shared.settings.quotas)
         db_session().commit()
         shared.jobs.engine.submit(job.id)
         return _shown(job, 202, Location=f"/v1/jobs/{job.id}")
@@ -147,10 +155,14 @@ def _columns(row: JobHost) -> dict[str, Any]:
 class JobEvents(MethodView):
     @blp.arguments(schemas.JobEventArgs, location="query")
     @blp.response(200, schemas.JobEventList)
-    @blp.doc(responses={"200": {"content": {"text/event-stream": {
-        "schema": {"type": "string"},
-        "description": "With Accept: text/event-stream: each event as `id: <seq>` + `data: "
-                       "<json>`; reconnect with Last-Event-ID to resume."}}}})
+    @blp.doc(responses={"200": {
+        "description": "A page of events (JSON); with Accept: text/event-stream, the live "
+                       "stream: each event as `id: <seq>` + `data: <json>`, ending with "
+                       "`event: end` (reconnect with Last-Event-ID to resume).",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/JobEventList"}},
+            "text/event-stream": {"schema": {"type": "string"}},
+        }}})
     def get(self, args: dict[str, Any], job_id: int) -> Any:
         """A page of a job's events after a sequence number, or the live stream (SSE)"""
         job = _job(job_id)
@@ -158,8 +170,11 @@ class JobEvents(MethodView):
         if "text/event-stream" in request.headers.get("Accept", ""):
             last = request.headers.get("Last-Event-ID", "").strip()
             if last:
-                if not last.isdigit():
-                    raise invalid({"Last-Event-ID": "must be an event sequence number"})
+                # ASCII digits only (str.isdigit also takes "²"), and no more than an event
+                # number can be (a longer one would overflow the database's integer).
+                if not EVENT_ID.fullmatch(last) or int(last) > MAX_ID:
+                    raise invalid({"Last-Event-ID": "must be an event sequence number "
+                                                    f"(0 to {MAX_ID})"})
                 after = int(last)
             caller = f"{context().tenant_id or '*'}/{context().user}"
             stream = services().jobs.runtime.hub.open(job.id, after, caller)

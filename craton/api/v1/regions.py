@@ -14,6 +14,7 @@ from craton.api.common import (
     db_session,
     not_modified,
     paginate,
+    services,
     with_etag,
 )
 from craton.api.v1 import schemas
@@ -61,7 +62,8 @@ class TenantRegions(MethodView):
     @blp.response(201, schemas.RegionSchema)
     def post(self, data: dict[str, Any], tenant_id: int) -> Any:
         """Create a region in a tenant"""
-        region = tenancy.create_region(db_session(), context(), tenant_id, data)
+        region = tenancy.create_region(db_session(), context(), tenant_id, data,
+                                       limits=services().settings.limits)
         return with_etag(region, 201, Location=f"/v1/regions/{region.id}")
 
 
@@ -79,7 +81,8 @@ class RegionItem(MethodView):
         """Rename, describe or merge variables into a region"""
         region = get_scoped(db_session(), context(), Region, region_id, LOADERS)
         check_if_match(region)
-        return with_etag(tenancy.update_region(db_session(), context(), region, data))
+        return with_etag(tenancy.update_region(db_session(), context(), region, data,
+                                                   limits=services().settings.limits))
 
     @blp.arguments(schemas.DeleteArgs, location="query")
     @blp.response(204)

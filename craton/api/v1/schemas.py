@@ -10,9 +10,12 @@ import datetime as dt
 from typing import Any
 
 import marshmallow as ma
+from flask import current_app
 from marshmallow import fields, validate
 
+from craton.config import MAX_LIMIT
 from craton.db.models import MAX_ID, HostState, SecretKind, iso_utc
+from craton.inventory.quotas import effective_quotas
 
 
 class Schema(ma.Schema):
@@ -87,14 +90,45 @@ class Stamped(Schema):
 
 # --- Tenants and regions -----------------------------------------------------------------------
 
+def QuotaValue(what: str) -> fields.Integer:
+    return fields.Integer(strict=True, allow_none=True, validate=validate.Range(0, MAX_LIMIT),
+                          metadata={"description": what})
+
+
+class QuotasSchema(Schema):
+    """A tenant's quotas. Read: each one in force. Written (by a cloud admin): a number sets
+    the tenant's own, null puts it back to the configured default ([quotas])."""
+
+    hosts = QuotaValue("Hosts the tenant may have, across its regions.")
+    groups = QuotaValue("Groups the tenant may have, across its regions.")
+    secrets = QuotaValue("Secrets the tenant may have, across its hosts.")
+    concurrent_jobs = QuotaValue("Jobs of the tenant that may be pending or running at once.")
+
+
+class TenantQuotas(fields.Nested):
+    """Shows each quota in force for the tenant: its own where a cloud admin set one, else the
+    configured default (so a tenant can see its limits)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(QuotasSchema, **kwargs)
+
+    def _serialize(self, nested_obj: Any, attr: str | None, obj: Any,
+                   **kwargs: Any) -> dict[str, int]:
+        defaults = current_app.extensions["craton"].settings.quotas
+        return effective_quotas(nested_obj, defaults)
+
+
 class TenantSchema(Stamped):
     name = fields.String(required=True)
     description = Description()
+    quotas = TenantQuotas(metadata={"description": "Set or changed by cloud admins only."})
 
 
 class TenantPatchSchema(Schema):
     name = fields.String()
     description = Description()
+    quotas = fields.Nested(QuotasSchema, metadata={
+        "description": "Merged: a number sets a quota, null puts it back to the default."})
 
 
 class RegionSchema(Stamped):
@@ -314,7 +348,7 @@ class JobSourceSchema(Schema):
 
 
 class JobCreateSchema(Schema):
-    region_id = Id(required=True)
+    region_id = Id(required=True, strict=True)
     playbook = fields.String(required=True, validate=validate.Length(min=1, max=1024),
                              metadata={"description": "Path inside the source, or "
                                                       "craton:ping (built in, no source)."})
@@ -324,7 +358,7 @@ class JobCreateSchema(Schema):
     layout = fields.String(load_default="hosts", validate=validate.OneOf(("hosts", "ansible")),
                            metadata={"description": "hosts: one run per host, ordered by "
                                                     "depends_on; ansible: one aggregate run"})
-    forks = fields.Integer(validate=validate.Range(min=1), metadata={
+    forks = fields.Integer(strict=True, validate=validate.Range(min=1), metadata={
         "description": "Hosts at once (default [jobs] default_forks)."})
     check = fields.Boolean(load_default=False)
     diff = fields.Boolean(load_default=False)
@@ -463,3 +497,19 @@ class ErrorBodySchema(Schema):
 
 class ErrorSchema(Schema):
     error = fields.Nested(ErrorBodySchema)
+
+
+def error_response(description: str, **headers: str) -> dict[str, Any]:
+    """An OpenAPI response in the error shape (for statuses an operation answers besides the
+    usual ones), with the headers it carries described."""
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    if headers:
+        response["headers"] = {name: {"description": text, "schema": {"type": "integer"}}
+                               for name, text in headers.items()}
+    return response
+
+
+def quota_response(quota: str) -> dict[str, Any]:
+    return error_response(f"The tenant's {quota} quota is used up (fields names it).")

@@ -38,10 +38,12 @@ class HostSecrets(MethodView):
 
     @blp.arguments(schemas.SecretSchema)
     @blp.response(201, schemas.SecretSchema)
+    @blp.doc(responses={"429": schemas.quota_response("secrets")})
     def post(self, data: dict[str, Any], host_id: int) -> Any:
         """Store a secret for a host"""
         host = get_scoped(db_session(), context(), Host, host_id)
-        secret = store.create_secret(db_session(), context(), host, data, services().secrets)
+        secret = store.create_secret(db_session(), context(), host, data, services().secrets,
+                                     quotas=services().settings.quotas)
         return with_etag(secret, 201, Location=f"/v1/secrets/{secret.id}")
 
 

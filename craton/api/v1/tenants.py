@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
+from sqlalchemy.orm import selectinload
 
 from craton.api.common import (
     Blueprint,
@@ -20,6 +21,9 @@ from craton.db.models import Tenant
 from craton.db.scope import get_scoped, scoped_select
 from craton.inventory import tenancy
 
+LOADERS = (selectinload(Tenant.quota_rows),)
+"""What a tenant's representation needs (its quotas), one query for a whole page."""
+
 blp = Blueprint("tenants", __name__, url_prefix="/v1",
                 description="Tenants: the customers whose regions Craton keeps. Creating, "
                             "renaming and deleting them needs a cloud admin.")
@@ -31,7 +35,7 @@ class Tenants(MethodView):
     @blp.response(200, schemas.TenantList)
     def get(self, args: dict[str, Any]) -> Any:
         """List the tenants the caller may see"""
-        return paginate(scoped_select(context(), Tenant), Tenant.id, args)
+        return paginate(scoped_select(context(), Tenant).options(*LOADERS), Tenant.id, args)
 
     @blp.arguments(schemas.TenantSchema)
     @blp.response(201, schemas.TenantSchema)
@@ -46,14 +50,14 @@ class TenantItem(MethodView):
     @blp.response(200, schemas.TenantSchema)
     def get(self, tenant_id: int) -> Any:
         """Show a tenant"""
-        tenant = get_scoped(db_session(), context(), Tenant, tenant_id)
+        tenant = get_scoped(db_session(), context(), Tenant, tenant_id, LOADERS)
         return not_modified(tenant) or with_etag(tenant)
 
     @blp.arguments(schemas.TenantPatchSchema)
     @blp.response(200, schemas.TenantSchema)
     def patch(self, data: dict[str, Any], tenant_id: int) -> Any:
-        """Rename or describe a tenant"""
-        tenant = get_scoped(db_session(), context(), Tenant, tenant_id)
+        """Rename or describe a tenant, or set its quotas"""
+        tenant = get_scoped(db_session(), context(), Tenant, tenant_id, LOADERS)
         check_if_match(tenant)
         return with_etag(tenancy.update_tenant(db_session(), context(), tenant, data))
 

@@ -55,7 +55,7 @@ def register_variables(blp: Blueprint, model: type, collection: str, id_arg: str
             context().require(Action.WRITE)
             obj = owner(ids[id_arg])
             check_if_match(obj)
-            replace_variables(obj, data["variables"])
+            replace_variables(obj, data["variables"], services().settings.limits)
             return shown(obj)
 
         @blp.arguments(schemas.VariablesSchema)
@@ -64,7 +64,7 @@ def register_variables(blp: Blueprint, model: type, collection: str, id_arg: str
             context().require(Action.WRITE)
             obj = owner(ids[id_arg])
             check_if_match(obj)
-            merge_variables(obj, data["variables"])
+            merge_variables(obj, data["variables"], services().settings.limits)
             return shown(obj)
 
     Variables.get.__doc__ = f"Show a {what}'s variables"
