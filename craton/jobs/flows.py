@@ -39,6 +39,7 @@ from craton.db.models import (
 )
 from craton.db.util import chunked
 from craton.errors import CratonError
+from craton.files import private_dir
 from craton.inventory.bundle import BundleSpec, prepare_bundle
 from craton.inventory.names import variable_key_problem
 from craton.inventory.select import HostFilter
@@ -100,7 +101,7 @@ class Materialize(task.Task):
                 JobHost.job_id == job_id, JobHost.host_id.is_not(None))))
         target = work_dir(rt, job_id) / "bundle"
         shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True, mode=0o700)
+        private_dir(target)
         spec = BundleSpec(region_id=job.region_id, layout=job.layout, format="tgz",
                           filter=HostFilter(region_id=job.region_id, ids=host_ids))
         bundle = prepare_bundle(rt.db, job_context(tenant_id, job_id), spec, rt.fetcher,
