@@ -44,7 +44,8 @@ PLAYBOOK = """\
 """
 
 
-def setup(client, data_dir: Path, hosts: int) -> int:
+def setup(client, data_dir: Path, hosts: int) -> tuple[int, Path]:
+    """The benchmark's region and its playbook directory (in its tenant's sources root)."""
     tenant = client.post("/v1/tenants", json={"name": "bench"}).get_json()
     region = client.post(f"/v1/tenants/{tenant['id']}/regions", json={
         "name": "bench", "variables": {
@@ -55,10 +56,10 @@ def setup(client, data_dir: Path, hosts: int) -> int:
         {"name": f"node-{i:03d}", "groups": ["compute"],
          "variables": {"role": "compute", "rack": f"r{i % 4}"}} for i in range(hosts)])
     assert created.status_code == 201, created.get_json()
-    source = data_dir / "sources" / "bench"
+    source = data_dir / "sources" / str(tenant["id"]) / "bench"
     source.mkdir(parents=True)
     (source / "play.yml").write_text(PLAYBOOK)
-    return region["id"]
+    return region["id"], source
 
 
 def plain_ansible(client, region_id: int, forks: int, work: Path) -> float:
@@ -77,12 +78,12 @@ def plain_ansible(client, region_id: int, forks: int, work: Path) -> float:
     return elapsed
 
 
-def job(client, region_id: int, forks: int, layout: str, data_dir: Path) -> float:
+def job(client, region_id: int, forks: int, layout: str, source: Path) -> float:
     """From POST /v1/jobs (created_at) to the job's end (finished_at), as the job records
     them; polled lightly meanwhile — nothing watches a plain ansible-playbook run either."""
     response = client.post("/v1/jobs", json={
         "region_id": region_id, "playbook": "play.yml", "layout": layout, "forks": forks,
-        "source": {"path": str(data_dir / "sources" / "bench")}})
+        "source": {"path": str(source)}})
     assert response.status_code == 202, response.get_json()
     job_id = response.get_json()["id"]
     while True:
@@ -109,13 +110,13 @@ def main() -> None:
         migrate.upgrade(db.engine)
         app = create_app(Settings(DEFAULT=DefaultSettings(data_dir=str(data_dir))), database=db)
         client = app.test_client()
-        region_id = setup(client, data_dir, args.hosts)
+        region_id, source = setup(client, data_dir, args.hosts)
         (Path(tmp) / "play.yml").write_text(PLAYBOOK)
         plain, aggregate, per_host = [], [], []
         for _ in range(args.runs):
             plain.append(plain_ansible(client, region_id, args.forks, Path(tmp)))
-            aggregate.append(job(client, region_id, args.forks, "ansible", data_dir))
-        per_host.append(job(client, region_id, args.forks, "hosts", data_dir))
+            aggregate.append(job(client, region_id, args.forks, "ansible", source))
+        per_host.append(job(client, region_id, args.forks, "hosts", source))
         app.extensions["craton"].close()
         db.dispose()
     base, ours = statistics.median(plain), statistics.median(aggregate)

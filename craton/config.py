@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import ipaddress
 import os
 import textwrap
 import urllib.parse
@@ -23,6 +24,8 @@ CONFIG_ENV = "CRATON_CONFIG"
 AUTH_STRATEGIES = ("noauth",)
 """Strategies craton.api.auth implements (checked here so a typo fails at start-up)."""
 DEFAULT_CONFIG_PATHS = (Path("/etc/craton/craton.conf"),)
+TENANT_PLACEHOLDER = "{tenant}"
+"""In a ``[sources] file_roots`` directory: the id of the tenant the source is read for."""
 
 
 class ConfigError(ValueError):
@@ -37,8 +40,9 @@ def _opt(default: Any, help: str) -> Any:
 class DefaultSettings:
     data_dir: str = _opt(
         "~/.local/share/craton",
-        "Directory holding the embedded SQLite database, the secrets key file and job work "
-        "directories. Created on first use.",
+        "Directory holding the embedded SQLite database, the secrets key file, the cache of "
+        "fetched sources and job work directories. Created on first use, readable by "
+        "Craton's user only (0700).",
     )
     log_level: str = _opt("INFO", "Logging level: DEBUG, INFO, WARNING or ERROR.")
 
@@ -147,7 +151,16 @@ class SourcesSettings:
     file_roots: tuple[str, ...] = _opt(
         (),
         "Comma-separated directories that file:// references and playbook sources may read "
-        "from (git repositories included). Empty means <data_dir>/sources only.",
+        "from (git repositories included). {tenant} in a directory stands for the id of the "
+        "tenant whose region the reference or job belongs to, so each tenant reads only its "
+        "own directory; a directory without {tenant} is shared by every tenant. Empty means "
+        "<data_dir>/sources/{tenant}.",
+    )
+    allowed_networks: tuple[str, ...] = _opt(
+        (),
+        "Comma-separated networks (CIDR, e.g. 10.20.0.0/16) that http(s) references and git "
+        "sources may reach although they are loopback, private, link-local or this server's "
+        "own addresses. Empty: only public addresses that are not this server's.",
     )
     http_timeout: int = _opt(10, "Seconds an http(s) fetch may take.")
     git_timeout: int = _opt(120, "Seconds a git fetch may take.")
@@ -222,6 +235,11 @@ class Settings:
     @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{self.data_dir / 'craton.db'}"
+
+    @property
+    def file_roots(self) -> tuple[str, ...]:
+        """The directories file:// sources may read, ``{tenant}`` still in them."""
+        return self.sources.file_roots or (str(self.data_dir / "sources" / TENANT_PLACEHOLDER),)
 
     @property
     def cache_dir(self) -> Path:
@@ -359,6 +377,7 @@ def _validate(settings: Settings) -> None:
     if settings.sources.max_bytes < 1 or settings.sources.http_timeout < 1 \
             or settings.sources.git_timeout < 1:
         problems.append("[sources] max_bytes, http_timeout and git_timeout must be positive")
+    problems += _sources_problems(settings.sources)
     jobs = settings.jobs
     if jobs.engine not in ("embedded", "distributed"):
         problems.append(f"[jobs] engine: {jobs.engine!r} is not embedded or distributed")
@@ -399,6 +418,26 @@ def exposed_services(redis_url: str, database_url: str) -> list[str]:
                 "[database] url has no password, but jobs run sandboxed on this machine's "
                 "network and could then connect to the database: give the database user a "
                 "password and put it in the URL")
+    return problems
+
+
+def _sources_problems(sources: SourcesSettings) -> list[str]:
+    """A root must not depend on the working directory, and ``{tenant}`` is its only
+    placeholder; a network must parse (a typo must not leave a network open or closed)."""
+    problems = []
+    for root in sources.file_roots:
+        rest = root.replace(TENANT_PLACEHOLDER, "")
+        if "{" in rest or "}" in rest:
+            problems.append(f"[sources] file_roots: {root!r} has a placeholder other than "
+                            f"{TENANT_PLACEHOLDER}")
+        elif not Path(root).expanduser().is_absolute():
+            problems.append(f"[sources] file_roots: {root!r} is not an absolute path")
+    for network in sources.allowed_networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            problems.append(f"[sources] allowed_networks: {network!r} is not a network "
+                            "(CIDR such as 10.0.0.0/8)")
     return problems
 
 

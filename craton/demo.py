@@ -2,9 +2,10 @@
 over its ``local`` connection (so a playbook runs for real on this machine), in a small cloud's
 group tree with the usual "control plane first" dependencies — and a playbook to run on it.
 
-The playbook ships in the package (``craton/demo_source/``) and is copied below the sources
-root, where a job may read it. Two hosts are there to show what goes wrong: one fails its disk
-check, one cannot be reached — so the first job a user runs shows every state a host can end in.
+The playbook ships in the package (``craton/demo_source/``) and is copied below the demo
+tenant's sources root, where a job of the demo region may read it. Two hosts are there to show
+what goes wrong: one fails its disk check, one cannot be reached — so the first job a user runs
+shows every state a host can end in.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from craton.config import Settings
+from craton.config import TENANT_PLACEHOLDER, Settings
 from craton.context import ADMIN
 from craton.db.models import Group, Region, Tenant
+from craton.files import private_dir
 from craton.inventory import groups, hosts, tenancy
 
 TENANT = "demo"
@@ -64,18 +66,19 @@ def _demo_host(name: str, group: str, variables: dict[str, object]) -> dict[str,
             "ip_address": "127.0.0.1", "state": "ready"}
 
 
-def demo_source_dir(settings: Settings) -> Path:
+def demo_source_dir(settings: Settings, tenant_id: int) -> Path:
     """Where ``demo load`` puts the demo playbooks: ``demo`` in the first of ``[sources]
-    file_roots`` (by default ``<data_dir>/sources/demo``), so a job may use it as its source."""
-    roots = settings.sources.file_roots or (str(settings.data_dir / "sources"),)
-    return Path(roots[0]).expanduser() / "demo"
+    file_roots`` as the demo tenant (``tenant_id``) reads it — by default
+    ``<data_dir>/sources/<tenant id>/demo`` — so a job of the demo region may use it."""
+    root = settings.file_roots[0].replace(TENANT_PLACEHOLDER, str(int(tenant_id)))
+    return Path(root).expanduser() / "demo"
 
 
-def install_demo_source(settings: Settings) -> Path:
+def install_demo_source(settings: Settings, tenant_id: int) -> Path:
     """Copy the demo playbooks shipped with Craton to :func:`demo_source_dir`, replacing what
     an earlier load (an older version) left there; returns the directory."""
-    target = demo_source_dir(settings)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = demo_source_dir(settings, tenant_id)
+    private_dir(target.parent)
     staging = target.with_name(f".{target.name}.new-{os.getpid()}")
     retired = target.with_name(f".{target.name}.old-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)

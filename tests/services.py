@@ -23,16 +23,16 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0,
-                  log: Path | None = None) -> None:
+                  log: Path | None = None, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             detail = log.read_text()[-2000:] if log and log.exists() else ""
             raise RuntimeError(f"server exited with {process.returncode}: {detail}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.2):
             return
         time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+    raise RuntimeError(f"nothing listening on {host}:{port} after {timeout}s")
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
@@ -175,3 +175,22 @@ def redis_server(workdir: Path) -> Iterator[Redis]:
         yield server
     finally:
         stop(server.process)
+
+
+@contextlib.contextmanager
+def git_daemon(base: Path, *, host: str = "127.0.0.1", port: int | None = None) -> Iterator[int]:
+    """``git daemon`` serving every repository below ``base`` over git:// on ``host``; yields
+    its port."""
+    port = port or free_port()
+    log = base / f"git-daemon-{host}-{port}.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={base}",
+             f"--listen={host}", f"--port={port}", str(base)],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"})
+    try:
+        wait_for_port(port, process, log=log, host=host)
+        yield port
+    finally:
+        stop(process)

@@ -61,12 +61,11 @@ def demo_load(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with db.transaction() as session:
             region = load_demo(session, settings)
-            region_id = region.id
-            print(f"demo region {region.name!r} is region {region_id} "
-                  f"(tenant {region.tenant_id})")
+            region_id, tenant_id = region.id, region.tenant_id
+            print(f"demo region {region.name!r} is region {region_id} (tenant {tenant_id})")
     finally:
         db.dispose()
-    source = install_demo_source(settings)
+    source = install_demo_source(settings, tenant_id)
     job = {"region_id": region_id, "playbook": DEMO_PLAYBOOK, "source": {"path": str(source)}}
     print(f"demo playbook {DEMO_PLAYBOOK} is in {source}; run it on the fleet with\n"
           f"  POST /v1/jobs {json.dumps(job)}")

@@ -17,6 +17,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from craton.files import private_dir, touch_private
+
 WRITE_OPTION = "craton_write"
 
 
@@ -25,7 +27,7 @@ def make_engine(url: str, *, pool_size: int = 5, pool_recycle: int = 3600,
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(Path(parsed.database))
         engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
@@ -40,6 +42,18 @@ def make_engine(url: str, *, pool_size: int = 5, pool_recycle: int = 3600,
         # clusters are usually run with).
         kwargs["isolation_level"] = "READ COMMITTED"
     return create_engine(url, **kwargs)
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """The database holds every tenant's inventory and sealed secrets: its directory is created
+    0700 and the file 0600 before SQLite opens it. SQLite gives its -wal and -shm files the
+    database file's mode; those an older version left wider are narrowed too."""
+    private_dir(path.parent)
+    touch_private(path)
+    for suffix in ("-wal", "-shm"):
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            touch_private(companion)
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -1,5 +1,10 @@
 """References: group-variable YAML files kept elsewhere (a git repository, a web server, a local
-directory). Stored and validated here; fetched when a bundle is built."""
+directory). Stored and validated here; fetched when a bundle is built.
+
+A URL the server would refuse to fetch is refused when it is stored, so a tenant learns of it
+at once rather than from every bundle: a file:// URL outside the directories the group's tenant
+may read, a host that is a loopback, private, link-local (…) address or ``localhost``. Host
+names are checked again each time they are fetched, since what they resolve to can change."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from craton.db.models import Group, Reference
 from craton.db.util import flush_or_conflict
 from craton.errors import Conflict, invalid
 from craton.inventory.names import check, slug_problem
+from craton.sources.fetch import Fetcher
 
 SCHEMES = ("git", "http", "https", "file")
 REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
@@ -73,7 +79,7 @@ def path_problem(path: object) -> str | None:
     return None
 
 
-def _clean(data: Mapping[str, Any]) -> dict[str, Any]:
+def _clean(data: Mapping[str, Any], group: Group, fetcher: Fetcher) -> dict[str, Any]:
     rules = {"name": slug_problem, "url": url_problem, "ref": ref_problem,
              "path": path_problem}
     problems = {
@@ -81,15 +87,19 @@ def _clean(data: Mapping[str, Any]) -> dict[str, Any]:
         if field in data and not (field in ("ref", "path") and data[field] is None)
         and (problem := rule(data[field])) is not None
     }
+    if "url" in data and "url" not in problems:
+        refused = fetcher.for_tenant(group.region.tenant_id).refusal(data["url"])
+        if refused is not None:
+            problems["url"] = refused
     if problems:
         raise invalid(problems)
     return {field: data[field] for field in rules if field in data}
 
 
 def create_reference(session: Session, ctx: RequestContext, group: Group,
-                     data: Mapping[str, Any]) -> Reference:
+                     data: Mapping[str, Any], *, fetcher: Fetcher) -> Reference:
     ctx.require(Action.WRITE)
-    clean = _clean(data)
+    clean = _clean(data, group, fetcher)
     check("name", slug_problem(clean.get("name")))
     _ensure_unique(session, group.id, clean["name"])
     reference = Reference(group_id=group.id, **clean)
@@ -100,9 +110,9 @@ def create_reference(session: Session, ctx: RequestContext, group: Group,
 
 
 def update_reference(session: Session, ctx: RequestContext, reference: Reference,
-                     data: Mapping[str, Any]) -> Reference:
+                     data: Mapping[str, Any], *, fetcher: Fetcher) -> Reference:
     ctx.require(Action.WRITE)
-    clean = _clean(data)
+    clean = _clean(data, session.get_one(Group, reference.group_id), fetcher)
     if "name" in clean and clean["name"] != reference.name:
         _ensure_unique(session, reference.group_id, clean["name"])
     for field, value in clean.items():

@@ -78,7 +78,8 @@ class RegionSnapshot:
 def load_snapshot(session: Session, ctx: RequestContext, region_id: int,
                   fetcher: Fetcher | None) -> RegionSnapshot:
     """Read a region's shared inventory; fetch its references unless ``fetcher`` is None (then
-    they take part with no variables)."""
+    they take part with no variables). References are read as the region's tenant may read
+    them (its file roots), whoever asks."""
     region = get_scoped(session, ctx, Region, region_id)
     region_vars = dict(session.execute(
         select(RegionVariable.key, RegionVariable.value_json)
@@ -103,7 +104,8 @@ def load_snapshot(session: Session, ctx: RequestContext, region_id: int,
             .where(GroupDependency.group_id.in_(in_region))):
         depends[group_id].append(other)
     names = {group_id: name for group_id, name, _ in groups}
-    references = _fetch_references(session, names, fetcher)
+    scoped = fetcher.for_tenant(region.tenant_id) if fetcher is not None else None
+    references = _fetch_references(session, names, scoped)
     by_group: dict[str, list[ReferenceVars]] = defaultdict(list)
     for reference in references:
         by_group[reference.group].append(

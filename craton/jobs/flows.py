@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 from taskflow import task
 from taskflow.patterns import graph_flow, linear_flow
 from taskflow.types.failure import Failure
@@ -39,6 +40,7 @@ from craton.db.models import (
 )
 from craton.db.util import chunked
 from craton.errors import CratonError
+from craton.files import private_dir
 from craton.inventory.bundle import BundleSpec, prepare_bundle
 from craton.inventory.names import variable_key_problem
 from craton.inventory.select import HostFilter
@@ -89,6 +91,11 @@ def _failure_text(failure: Failure) -> str:
     return f"{failure.exception_str or failure}"
 
 
+def job_tenant(session: Session, job: Job) -> int:
+    """The tenant of the job's region: whose secrets and sources the job may use."""
+    return session.scalar(select(Region.tenant_id).where(Region.id == job.region_id))
+
+
 class Materialize(task.Task):
     """The same bundle the API serves (layout as the job says), for exactly the job's hosts."""
 
@@ -96,12 +103,12 @@ class Materialize(task.Task):
         rt = runtime(runtime_key)
         job = load_job(rt, job_id)
         with rt.db.transaction(write=False) as session:
-            tenant_id = session.scalar(select(Region.tenant_id).where(Region.id == job.region_id))
+            tenant_id = job_tenant(session, job)
             host_ids = tuple(session.scalars(select(JobHost.host_id).where(
                 JobHost.job_id == job_id, JobHost.host_id.is_not(None))))
         target = work_dir(rt, job_id) / "bundle"
         shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True, mode=0o700)
+        private_dir(target)
         spec = BundleSpec(region_id=job.region_id, layout=job.layout, format="tgz",
                           filter=HostFilter(region_id=job.region_id, ids=host_ids))
         bundle = prepare_bundle(rt.db, job_context(tenant_id, job_id), spec, rt.fetcher,
@@ -118,7 +125,9 @@ class FetchSource(task.Task):
     def execute(self, runtime_key: str, job_id: int) -> None:
         rt = runtime(runtime_key)
         job = load_job(rt, job_id)
-        checkout(rt.fetcher, job.source_url, job.source_pin, job.playbook,
+        with rt.db.transaction(write=False) as session:
+            tenant_id = job_tenant(session, job)
+        checkout(rt.fetcher.for_tenant(tenant_id), job.source_url, job.source_pin, job.playbook,
                  work_dir(rt, job_id) / "project")
         rt.emit(job_id, "job", None, {"step": "source", "pin": job.source_pin})
 

@@ -82,8 +82,8 @@ def submit_job(session: Session, ctx: RequestContext, request: JobRequest, *, fe
     if not hosts:
         raise invalid({"filters": "select no host in the region"})
     check_quota(session, region.tenant_id, Quota.CONCURRENT_JOBS, 1, quotas)
-    pin = pin_source(fetcher, request.source_url, request.source_ref, request.source_path,
-                     request.playbook)
+    pin = pin_source(fetcher.for_tenant(region.tenant_id), request.source_url,
+                     request.source_ref, request.source_path, request.playbook)
     plan = make_plan(session, ctx, region.id, dict(hosts))
     job = Job(
         region_id=region.id, status=JobStatus.PENDING, playbook=request.playbook,

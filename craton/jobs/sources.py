@@ -1,9 +1,13 @@
 """Playbook sources: pinned when a job is submitted, checked out when it runs.
 
-A git source is pinned to the commit its ref names; a directory (below ``[sources]
-file_roots``) is copied into the cache under the digest of its content, so the job runs — and
-can be re-run later — on exactly what was there when it was submitted. ``craton:ping`` is the
-built-in reachability playbook and needs no source.
+A git source is pinned to the commit its ref names; a directory (below the ``[sources]
+file_roots`` of the job region's tenant) is copied into the cache under the digest of its
+content, so the job runs — and can be re-run later — on exactly what was there when it was
+submitted. ``craton:ping`` is the built-in reachability playbook and needs no source.
+
+A source URL is held to a reference's rules (``url_problem``, then the fetcher's roots and
+address policy): a bare path such as ``/tmp/x`` or ``../../x`` would otherwise be a git
+"URL" that clones any repository on the server.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import tarfile
 from pathlib import Path
 
 from craton.errors import invalid
-from craton.inventory.references import path_problem
+from craton.files import PRIVATE_FILE, private_dir
+from craton.inventory.references import path_problem, ref_problem, url_problem
 from craton.sources.fetch import Fetcher, FetchFailed, FetchRefused
 
 PING = "craton:ping"
@@ -36,14 +41,22 @@ MAX_BYTES = 200 * 1024 * 1024
 
 def pin_source(fetcher: Fetcher, url: str | None, ref: str | None, path: str | None,
                playbook: str) -> str | None:
-    """Pin the job's source; 422 naming the field when the playbook is not in it."""
+    """Pin the job's source, read as ``fetcher`` (scoped to the job region's tenant) may;
+    422 naming the field when the source may not be read or the playbook is not in it."""
     if playbook == PING:
         if url or path:
             raise invalid({"source": f"{PING} is built in and takes no source"})
         return None
-    problem = path_problem(playbook)
-    if problem is not None:
-        raise invalid({"playbook": problem})
+    problems = {"playbook": path_problem(playbook)}
+    if url is not None:
+        problems["source.url"] = url_problem(url) or fetcher.refusal(url)
+    if ref is not None:
+        problems["source.ref"] = ref_problem(ref)
+    if path is not None and not path.startswith("/"):
+        problems["source.path"] = "must be an absolute path"
+    refused = {field: problem for field, problem in problems.items() if problem is not None}
+    if refused:
+        raise invalid(refused)
     try:
         return _pin(fetcher, url, ref, path, playbook)
     except FetchRefused as error:
@@ -99,10 +112,13 @@ def snapshot_directory(root: Path, cache: Path) -> str:
     if not target.exists():
         partial = cache / f".{pin}.{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
+        private_dir(partial)
         for relative, full in files:
-            (partial / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(full, partial / relative)
-        partial.mkdir(parents=True, exist_ok=True)
+            copy = partial / relative
+            private_dir(copy.parent)
+            shutil.copyfile(full, copy)
+            # Readable by Craton's user only; executable (by it) if it was executable at all.
+            os.chmod(copy, PRIVATE_FILE | (0o100 if full.stat().st_mode & 0o111 else 0))
         partial.rename(target)
     return pin
 

@@ -12,6 +12,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from craton.config import Settings
 from craton.errors import CratonError
+from craton.files import private_dir
 
 
 class SecretBackend(Protocol):
@@ -51,7 +52,7 @@ class FernetBackend:
 def read_or_create_key(path: Path) -> str:
     """The key in ``path``; a fresh one, written with mode 0600, when the file is missing."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(Fernet.generate_key().decode() + "\n")

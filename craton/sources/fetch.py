@@ -3,32 +3,61 @@
 - git: ``ref`` (branch, tag, commit; default HEAD) is resolved to a commit with ``git ls-remote``
   and the file is read at that commit from a bare mirror kept in the cache, so each commit is
   fetched once. ``file://`` repositories are local paths and follow the file rule below.
-- http(s): one GET with a timeout and a size limit; redirects only to http(s).
-- file: only below the directories ``[sources] file_roots`` allows (symlinks resolved first).
+- http(s): one GET (following up to five redirects, each to http(s) only) with a timeout and a
+  size limit.
+- file: only below the directories ``[sources] file_roots`` allows for the tenant the fetch is
+  for (symlinks resolved first): see :meth:`Fetcher.for_tenant`.
+
+Every host a request goes to — http(s), git over http(s) or git:// — is resolved and each of
+its addresses checked against :class:`craton.sources.addresses.AddressPolicy` before anything
+is sent, and on every redirect; the request then goes to the checked address and nowhere else:
+
+- http(s): urllib3 connects to the address itself, sending the URL's host as ``Host`` and
+  checking the TLS certificate against that host name.
+- git over http(s): git is told the address (``http.curloptResolve``) and follows no redirect
+  (``http.followRedirects=false``), since it would resolve the new host itself.
+- git://: git's own protocol cannot be told an address for a name, so git is given a URL with
+  the checked address in place of the name. (A git daemon that serves different repositories by
+  the host it is asked for, a rare set-up, then needs an http(s) URL.)
+
+Failing to reach a host says only "could not connect", whether the connection was refused,
+timed out, found no route or failed its TLS handshake, so that fetching cannot be used to map
+which ports answer. No proxy from the environment is used: it would connect on our behalf to
+whatever it resolves.
 
 Every result carries its pin — ``commit:<sha>`` or ``sha256:<hex>`` — and http/file content is
-also kept in the cache under its digest, so a pinned fetch can be repeated later.
+also kept in the cache under its digest, so a pinned fetch can be repeated later. What the cache
+holds is readable by Craton's user only (0600 files, 0700 directories).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import fcntl
 import hashlib
-import http.client
 import os
 import re
 import subprocess
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from craton.config import Settings
+import urllib3
+
+from craton.config import TENANT_PLACEHOLDER, Settings
 from craton.errors import CratonError
+from craton.files import PRIVATE_FILE, private_dir, write_private
+from craton.sources.addresses import (
+    Address,
+    AddressNotAllowed,
+    AddressPolicy,
+    NameNotResolved,
+    Resolver,
+    literal_address,
+)
 
 HEX_SHA = re.compile(r"[0-9a-f]{7,40}")
 GIT_ENV = {
@@ -37,6 +66,13 @@ GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
     "GIT_CONFIG_GLOBAL": os.devnull,
 }
+DEFAULT_PORTS = {"http": 80, "https": 443, "git": 9418}
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+NETWORKS_HINT = ("the server's own requests reach loopback, private, link-local and its own "
+                 "addresses only in networks an operator lists in [sources] allowed_networks")
+PRIVATE_UMASK = 0o077
+"""git runs with it, so mirrors in the cache are readable by Craton's user only."""
 
 
 class FetchFailed(CratonError):
@@ -46,7 +82,7 @@ class FetchFailed(CratonError):
 
 
 class FetchRefused(CratonError):
-    """The source may not be read (outside the allowed roots, too large)."""
+    """The source may not be read (outside the allowed roots or networks, too large)."""
 
     status = 422
 
@@ -68,13 +104,37 @@ def source_kind(url: str, ref: str | None) -> str:
 
 
 class Fetcher:
-    def __init__(self, settings: Settings) -> None:
+    """Reads sources for one tenant (:meth:`for_tenant`) or, unscoped, only from what every
+    tenant shares: file roots without ``{tenant}`` and the network as the policy allows."""
+
+    def __init__(self, settings: Settings, *, resolver: Resolver | None = None) -> None:
+        self.settings = settings
         self.sources = settings.sources
         self.limits = settings.limits
         """What the variables of a fetched reference may hold (craton.inventory.snapshot)."""
         self.cache = settings.cache_dir
-        roots = settings.sources.file_roots or (str(settings.data_dir / "sources"),)
-        self.roots = tuple(Path(root).expanduser().resolve() for root in roots)
+        self.policy = AddressPolicy(settings.sources.allowed_networks, resolver=resolver)
+        self.tenant_id: int | None = None
+        self.roots = self._roots_for(None)
+
+    def for_tenant(self, tenant_id: int) -> Fetcher:
+        """This fetcher reading for ``tenant_id`` — the tenant of the region a reference or a
+        job belongs to, not the caller's (a cloud admin building a tenant's bundle reads what
+        that tenant may): ``{tenant}`` in a file root becomes its id."""
+        scoped = copy.copy(self)
+        scoped.tenant_id = tenant_id
+        scoped.roots = self._roots_for(tenant_id)
+        return scoped
+
+    def _roots_for(self, tenant_id: int | None) -> tuple[Path, ...]:
+        roots = []
+        for root in self.settings.file_roots:
+            if TENANT_PLACEHOLDER in root:
+                if tenant_id is None:
+                    continue
+                root = root.replace(TENANT_PLACEHOLDER, str(int(tenant_id)))
+            roots.append(Path(root).expanduser().resolve())
+        return tuple(roots)
 
     # --- public -------------------------------------------------------------------------
 
@@ -87,6 +147,21 @@ class Fetcher:
         if kind == "http":
             return self._remember(self._fetch_http(url))
         return self._remember(self._read_file(self.local_path(url)))
+
+    def refusal(self, url: str) -> str | None:
+        """Why ``url`` would not be fetched, as far as that is known without the network — a
+        file outside this tenant's roots, a host that is a refused address or ``localhost`` —
+        so that it is refused when it is stored. A host name is only checked when it is
+        fetched, every time: what it resolves to can change."""
+        parts = urllib.parse.urlsplit(url)
+        try:
+            if parts.scheme.lower() == "file":
+                self.local_path(url)
+            else:
+                self._check_host(url)
+        except FetchRefused as error:
+            return error.message
+        return None
 
     def fetch_git(self, url: str, ref: str | None, path: str) -> Fetched:
         commit = self.resolve_commit(url, ref)
@@ -105,9 +180,10 @@ class Fetcher:
 
     def resolve_commit(self, url: str, ref: str | None) -> str:
         """The commit ``ref`` names in the repository at ``url`` (HEAD by default)."""
-        self._check_git_url(url)
         wanted = ref or "HEAD"
-        listing = self._git(["ls-remote", "--", url], what=f"git ls-remote {url}")
+        what = f"git ls-remote {url}"
+        options, remote = self._remote(url, what)
+        listing = self._git_network([*options, "ls-remote", "--", remote], url=url, what=what)
         refs: dict[str, str] = {}
         for line in listing.splitlines():
             sha, _, name = line.partition("\t")
@@ -124,24 +200,35 @@ class Fetcher:
         raise FetchFailed(f"no branch, tag or commit {wanted!r} in {url}")
 
     def mirror(self, url: str, commit: str | None) -> Path:
-        """A bare mirror of ``url`` in the cache holding ``commit`` (fetching when it does not)."""
+        """A bare mirror of ``url`` in the cache holding ``commit`` (fetching when it does not).
+        The URL is checked even when nothing needs fetching: the mirror is shared, the right
+        to read it is not."""
+        if urllib.parse.urlsplit(url).scheme.lower() == "file":
+            self.local_path(url)
+        else:
+            self._check_host(url)
         mirror = self.cache / "git" / (hashlib.sha256(url.encode()).hexdigest()[:24] + ".git")
         with self._locked(mirror.with_suffix(".lock")):
             if not mirror.exists():
-                mirror.parent.mkdir(parents=True, exist_ok=True)
-                self._git(["clone", "--mirror", "--quiet", "--", url, str(mirror)],
-                          what=f"git clone {url}")
+                private_dir(mirror.parent)
+                what = f"git clone {url}"
+                options, remote = self._remote(url, what)
+                self._git_network([*options, "clone", "--mirror", "--quiet", "--", remote,
+                                   str(mirror)], url=url, what=what)
             elif commit is None or not self._has_commit(mirror, commit):
-                self._git(["fetch", "--prune", "--quiet", "origin"], cwd=mirror,
-                          what=f"git fetch {url}")
+                what = f"git fetch {url}"
+                options, remote = self._remote(url, what)
+                self._git_network([*options, "fetch", "--prune", "--quiet", remote,
+                                   "+refs/*:refs/*"], url=url, cwd=mirror, what=what)
         return mirror
 
     def local_path(self, url: str) -> Path:
-        """The file a file:// URL names, if it lies below an allowed root."""
+        """The file a file:// URL names, if it lies below a root this fetcher may read."""
         raw = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
         resolved = Path(raw).resolve()
         if not any(resolved == root or root in resolved.parents for root in self.roots):
-            raise FetchRefused(f"{raw} is outside the directories [sources] file_roots allows")
+            raise FetchRefused(f"{raw} is outside the directories [sources] file_roots allows "
+                               + ("this tenant" if self.tenant_id is not None else "every tenant"))
         return resolved
 
     def pinned(self, pin: str) -> bytes | None:
@@ -152,38 +239,134 @@ class Fetcher:
             return blob.read_bytes()
         return None
 
-    # --- internals ------------------------------------------------------------------------
+    def git_env(self) -> dict[str, str]:
+        """The environment git runs in: no prompts, no user config, no proxy, only safe
+        transports."""
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.cache),
+                **GIT_ENV}
+
+    # --- addresses ------------------------------------------------------------------------
+
+    def _check_host(self, url: str) -> None:
+        """Refuse a URL whose host is, without asking DNS, an address the policy refuses."""
+        host = urllib.parse.urlsplit(url).hostname
+        problem = self.policy.host_problem(host) if host else None
+        if problem is not None:
+            raise FetchRefused(f"{problem}, which is not allowed ({NETWORKS_HINT})")
+
+    def _addresses(self, what: str, host: str, port: int) -> list[Address]:
+        """The checked addresses to connect to for ``host``. A refusal names the host, not
+        what it resolved to (that is the operator's network, not the tenant's business); a
+        name that does not resolve cannot be told from a host that does not answer."""
+        try:
+            return self.policy.resolve(host, port)
+        except AddressNotAllowed:
+            problem = self.policy.host_problem(host)
+            reason = (f"{problem}, which is" if problem
+                      else f"{host} resolves to an address that is")
+            raise FetchRefused(f"{what}: {reason} not allowed ({NETWORKS_HINT})") from None
+        except NameNotResolved:
+            raise FetchFailed(f"{what}: could not connect") from None
+
+    def _endpoint(self, url: str, what: str) -> tuple[str, str, int]:
+        """(scheme, host, port) of a network URL."""
+        parts = urllib.parse.urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in DEFAULT_PORTS or not parts.hostname:
+            raise FetchFailed(f"{what}: not an http(s) or git URL with a host")
+        try:
+            port = parts.port or DEFAULT_PORTS[scheme]
+        except ValueError:
+            raise FetchFailed(f"{what}: invalid port") from None
+        return scheme, parts.hostname, port
+
+    # --- http -----------------------------------------------------------------------------
 
     def _fetch_http(self, url: str) -> bytes:
-        """One GET, all of it within http_timeout (not per socket read: a server trickling a
-        byte at a time is cut off too), refusing short and oversized bodies."""
-        request = urllib.request.Request(url, headers={"User-Agent": "craton"})
-        opener = urllib.request.build_opener(_HttpOnlyRedirects())
+        """GET ``url``, following up to MAX_REDIRECTS redirects to http(s) URLs, each hop's
+        host checked; all of it within http_timeout (not per socket read: a server trickling
+        a byte at a time is cut off too)."""
+        deadline = time.monotonic() + self.sources.http_timeout
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            what = f"GET {url}" if current == url else f"GET {url} (redirected to {current})"
+            with self._http_get(current, what, deadline) as response:
+                if response.status in REDIRECT_STATUSES:
+                    location = response.headers.get("Location")
+                    if not location:
+                        raise FetchFailed(f"{what} answered {response.status} without a "
+                                          "Location")
+                    target = urllib.parse.urljoin(current, location)
+                    if urllib.parse.urlsplit(target).scheme.lower() not in ("http", "https"):
+                        raise FetchFailed(f"{what}: redirect to {target} refused (only http "
+                                          "and https redirects are followed)")
+                    current = target
+                    continue
+                if not 200 <= response.status < 300:
+                    raise FetchFailed(f"{what} answered {response.status} {response.reason}")
+                return self._read_body(response, what, url, deadline)
+        raise FetchFailed(f"GET {url}: more than {MAX_REDIRECTS} redirects")
+
+    @contextlib.contextmanager
+    def _http_get(self, url: str, what: str,
+                  deadline: float) -> Iterator[urllib3.BaseHTTPResponse]:
+        """The response (headers read, body not) of a GET sent to one of the checked
+        addresses of ``url``'s host."""
+        scheme, host, port = self._endpoint(url, what)
+        if scheme == "git":
+            raise FetchFailed(f"{what}: not an http(s) URL")
+        addresses = self._addresses(what, host, port)
+        name = _ascii_host(host, what)
+        parts = urllib.parse.urlsplit(url)
+        authority = (f"[{name}]" if ":" in name else name) + (
+            f":{parts.port}" if parts.port else "")
+        target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
+        headers = {"Host": authority, "User-Agent": "craton", "Accept-Encoding": "identity"}
+        for address in addresses:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            pool = _pool(scheme, address, port, name, remaining)
+            try:
+                response = pool.urlopen("GET", target, headers=headers, retries=False,
+                                        redirect=False, assert_same_host=False,
+                                        preload_content=False, decode_content=False)
+            except (urllib3.exceptions.HTTPError, OSError):
+                pool.close()
+                continue
+            try:
+                yield response
+            finally:
+                response.close()
+                pool.close()
+            return
+        raise FetchFailed(f"{what}: could not connect")
+
+    def _read_body(self, response: urllib3.BaseHTTPResponse, what: str, url: str,
+                   deadline: float) -> bytes:
+        """The body, refusing short and oversized ones."""
         limit, timeout = self.sources.max_bytes, self.sources.http_timeout
-        deadline = time.monotonic() + timeout
+        parts: list[bytes] = []
+        size = 0
         try:
-            with opener.open(request, timeout=timeout) as response:
-                parts: list[bytes] = []
-                size = 0
-                while size <= limit:
-                    if time.monotonic() > deadline:
-                        raise FetchFailed(f"GET {url}: not complete within {timeout}s")
-                    part = response.read1(min(65536, limit + 1 - size))
-                    if not part:
-                        break
-                    parts.append(part)
-                    size += len(part)
-                if size <= limit and response.length:
-                    raise FetchFailed(f"GET {url}: the connection closed "
-                                      f"{response.length} bytes short of the announced length")
-        except urllib.error.HTTPError as error:
-            raise FetchFailed(f"GET {url} answered {error.code} {error.reason}") from None
-        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
-            reason = getattr(error, "reason", None) or error.__class__.__name__
-            raise FetchFailed(f"GET {url} failed: {reason}") from None
+            while size <= limit:
+                if time.monotonic() > deadline:
+                    raise FetchFailed(f"{what}: not complete within {timeout}s")
+                part = response.read1(min(65536, limit + 1 - size), decode_content=False)
+                if not part:
+                    break
+                parts.append(part)
+                size += len(part)
+        except urllib3.exceptions.ReadTimeoutError:
+            raise FetchFailed(f"{what}: not complete within {timeout}s") from None
+        except (urllib3.exceptions.HTTPError, OSError):
+            raise FetchFailed(f"{what}: the connection closed before the whole body "
+                              "arrived") from None
         if size > limit:
             raise FetchRefused(f"{url} is larger than {limit} bytes ([sources] max_bytes)")
         return b"".join(parts)
+
+    # --- files ----------------------------------------------------------------------------
 
     def _read_file(self, path: Path) -> bytes:
         try:
@@ -205,25 +388,59 @@ class Fetcher:
         digest = hashlib.sha256(content).hexdigest()
         blob = self.cache / "blobs" / digest
         if not blob.exists():
-            blob.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(blob.parent)
             partial = blob.with_suffix(f".{os.getpid()}.part")
-            partial.write_bytes(content)
+            write_private(partial, content)
             partial.replace(blob)
         return Fetched(content=content, pin=f"sha256:{digest}")
 
-    def _check_git_url(self, url: str) -> None:
-        if urllib.parse.urlsplit(url).scheme == "file":
-            self.local_path(url)
+    # --- git ------------------------------------------------------------------------------
+
+    def _remote(self, url: str, what: str) -> tuple[list[str], str]:
+        """The git options and the URL that reach ``url``'s repository only where allowed:
+        a file below this tenant's roots, or a host at the addresses just checked."""
+        if urllib.parse.urlsplit(url).scheme.lower() == "file":
+            return [], self.local_path(url).as_uri()
+        scheme, host, port = self._endpoint(url, what)
+        addresses = self._addresses(what, host, port)
+        parts = urllib.parse.urlsplit(url)
+        if scheme == "git":
+            netloc = f"{_bracketed(addresses[0])}:{port}"
+            return [], urllib.parse.urlunsplit(("git", netloc, parts.path, parts.query, ""))
+        options = ["-c", "http.followRedirects=false"]
+        if literal_address(host) is None:  # a name: curl must not resolve it itself
+            name = _ascii_host(host, what)
+            pinned = ",".join(_bracketed(address) for address in addresses)
+            options += ["-c", f"http.curloptResolve={name}:{port}:{pinned}"]
+        return options, url
 
     def _has_commit(self, mirror: Path, commit: str) -> bool:
         return subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=mirror,
-                              env=self.git_env(), capture_output=True).returncode == 0
+                              env=self.git_env(), capture_output=True,
+                              umask=PRIVATE_UMASK).returncode == 0
+
+    def _git_network(self, args: list[str], *, url: str, what: str,
+                     cwd: Path | None = None) -> str:
+        """A git command that reads the repository at ``url``: any failure to reach a remote
+        one is the same message (a local one says what went wrong)."""
+        if urllib.parse.urlsplit(url).scheme.lower() == "file":
+            return self._git(args, what=what, cwd=cwd)
+        try:
+            done = subprocess.run(["git", *args], cwd=cwd, env=self.git_env(),
+                                  capture_output=True, text=True, umask=PRIVATE_UMASK,
+                                  timeout=self.sources.git_timeout)
+        except subprocess.TimeoutExpired:
+            raise FetchFailed(f"{what}: could not connect") from None
+        if done.returncode != 0:
+            raise FetchFailed(f"{what}: could not connect")
+        return done.stdout
 
     def _git(self, args: list[str], *, what: str, cwd: Path | None = None,
              missing: str | None = None) -> str:
         try:
             done = subprocess.run(["git", *args], cwd=cwd, env=self.git_env(), capture_output=True,
-                                  text=True, timeout=self.sources.git_timeout)
+                                  text=True, umask=PRIVATE_UMASK,
+                                  timeout=self.sources.git_timeout)
         except subprocess.TimeoutExpired:
             raise FetchFailed(f"{what}: no answer within {self.sources.git_timeout}s") from None
         if done.returncode != 0:
@@ -234,23 +451,19 @@ class Fetcher:
     def _git_bytes(self, args: list[str], *, what: str, cwd: Path) -> bytes:
         try:
             done = subprocess.run(["git", *args], cwd=cwd, env=self.git_env(), capture_output=True,
-                                  timeout=self.sources.git_timeout)
+                                  umask=PRIVATE_UMASK, timeout=self.sources.git_timeout)
         except subprocess.TimeoutExpired:
             raise FetchFailed(f"{what}: no answer within {self.sources.git_timeout}s") from None
         if done.returncode != 0:
             raise FetchFailed(f"{what}: git {args[0]} failed")
         return done.stdout
 
-    def git_env(self) -> dict[str, str]:
-        """The environment git runs in: no prompts, no user config, only safe transports."""
-        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.cache),
-                **GIT_ENV}
-
     @staticmethod
     @contextlib.contextmanager
     def _locked(lock: Path) -> Iterator[None]:
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock, "a") as handle:
+        private_dir(lock.parent)
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE)
+        with os.fdopen(fd, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -258,9 +471,29 @@ class Fetcher:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req: urllib.request.Request, fp: object, code: int, msg: str,
-                         headers: object, newurl: str) -> urllib.request.Request | None:
-        if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
-            raise urllib.error.URLError(f"redirect to {newurl} refused")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)  # type: ignore[arg-type]
+def _pool(scheme: str, address: Address, port: int, name: str,
+          timeout: float) -> urllib3.HTTPConnectionPool:
+    """A one-connection pool to ``address`` itself; for https, the certificate is checked
+    against ``name`` (and ``name`` sent as SNI), as if the name had been connected to."""
+    limits = urllib3.Timeout(connect=timeout, read=timeout)
+    if scheme == "https":
+        return urllib3.HTTPSConnectionPool(str(address), port, timeout=limits, retries=False,
+                                           maxsize=1, cert_reqs="CERT_REQUIRED",
+                                           server_hostname=name.strip("[]"),
+                                           assert_hostname=name.strip("[]"))
+    return urllib3.HTTPConnectionPool(str(address), port, timeout=limits, retries=False,
+                                      maxsize=1)
+
+
+def _bracketed(address: Address) -> str:
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
+def _ascii_host(host: str, what: str) -> str:
+    """The host as it goes on the wire (IDNA for names in other scripts)."""
+    if literal_address(host) is not None:
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise FetchFailed(f"{what}: {host!r} is not a valid host name") from None

@@ -37,12 +37,14 @@ def form_defaults() -> dict[str, Any]:
     """What the "start a job" form offers first: the demo fleet and its playbook, when this
     installation has them (names only: the page reads the rest through the API)."""
     services = current_app.extensions["craton"]
-    source = demo.demo_source_dir(services.settings)
-    if not (source / demo.DEMO_PLAYBOOK).is_file():
-        return {}
     with services.db.transaction(write=False) as session:
         region = demo.find_region(session)
-        region_id = region.id if region is not None else None
+        if region is None:
+            return {}
+        region_id, tenant_id = region.id, region.tenant_id
+    source = demo.demo_source_dir(services.settings, tenant_id)
+    if not (source / demo.DEMO_PLAYBOOK).is_file():
+        return {}
     return {"region_id": region_id, "source_path": str(source), "playbook": demo.DEMO_PLAYBOOK,
             "forks": DEMO_FORKS}
 

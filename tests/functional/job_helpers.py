@@ -53,9 +53,9 @@ def shared_dir(data_dir: Path) -> Path:
 
 def job_settings(data_dir: Path, *, database_url: str = "", redis_url: str = "",
                  file_roots: Sequence[str] = (), **jobs: Any) -> Settings:
-    """Settings of an app that runs jobs: data in ``data_dir``, playbook sources below
-    ``data_dir/sources`` (unless ``file_roots`` says otherwise), ``shared_dir`` writable by
-    the sandboxed jobs."""
+    """Settings of an app that runs jobs: data in ``data_dir``, each tenant's playbook sources
+    below ``data_dir/sources/<tenant id>`` (unless ``file_roots`` says otherwise),
+    ``shared_dir`` writable by the sandboxed jobs."""
     shared = shared_dir(data_dir)
     shared.mkdir(parents=True, exist_ok=True)
     jobs.setdefault("sandbox_paths", (f"{shared}:rw",))
@@ -80,10 +80,16 @@ class JobApp:
         """Where a test and its sandboxed playbooks exchange files (see ``shared_dir``)."""
         return shared_dir(self.settings.data_dir)
 
-    @property
-    def sources(self) -> Path:
-        """The directory playbook sources may be read from by default."""
-        return self.settings.data_dir / "sources"
+    def sources_of(self, tenant: Mapping[str, Any] | int) -> Path:
+        """The directory ``tenant``'s playbook sources may be read from by default."""
+        return tenant_sources(self.settings, tenant)
+
+
+def tenant_sources(settings: Settings, tenant: Mapping[str, Any] | int) -> Path:
+    """<data_dir>/sources/<tenant id>: where a tenant's sources may be read from by default
+    (``tenant`` is its id or its body)."""
+    tenant_id = tenant if isinstance(tenant, int) else tenant["id"]
+    return settings.data_dir / "sources" / str(tenant_id)
 
 
 @contextlib.contextmanager
@@ -159,11 +165,12 @@ class Fleet:
 
 def make_fleet(client: Client, hosts: Sequence[str] | Mapping[str, Mapping[str, Any]], *,
                groups: Sequence[Mapping[str, Any]] = (), region_vars: Mapping[str, Any] = LOCAL,
-               tenant: str = "acme", region: str = "dfw") -> Fleet:
-    """A tenant with one region (``region_vars``, local hosts by default), its ``hosts`` (names,
-    or name → extra fields such as variables) and ``groups`` (bodies of POST /groups, in
-    order: members by name, depends_on…)."""
-    made_tenant = client.create("/v1/tenants", {"name": tenant})
+               tenant: str | Body = "acme", region: str = "dfw") -> Fleet:
+    """A tenant (created by name, or one created before) with one region (``region_vars``,
+    local hosts by default), its ``hosts`` (names, or name → extra fields such as variables)
+    and ``groups`` (bodies of POST /groups, in order: members by name, depends_on…)."""
+    made_tenant = tenant if isinstance(tenant, dict) else \
+        client.create("/v1/tenants", {"name": tenant})
     made_region = client.create(f"/v1/tenants/{made_tenant['id']}/regions",
                                 {"name": region, "variables": dict(region_vars)})
     bodies = [{"name": name, **dict(fields)} for name, fields in

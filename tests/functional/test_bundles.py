@@ -954,14 +954,12 @@ def test_an_empty_region_gives_an_empty_but_valid_bundle(client: Client, region:
 
 @pytest.fixture
 def own_app(tmp_path: Path) -> Iterator[tuple[Client, Path]]:
-    """An app of its own on SQLite (these tests run Ansible), with the directory file://
-    references may read."""
+    """An app of its own on SQLite (these tests run Ansible), with the directory below which
+    each tenant's file:// references may read its own <tenant id>/ directory."""
     db = Database(f"sqlite:///{tmp_path}/craton.db")
     migrate.upgrade(db.engine)
     app = create_app(make_settings(tmp_path), database=db)
-    sources = tmp_path / "data" / "sources"
-    sources.mkdir(parents=True)
-    yield Client(app.test_client()), sources
+    yield Client(app.test_client()), tmp_path / "data" / "sources"
     db.dispose()
 
 
@@ -1026,9 +1024,11 @@ def test_ansible_reading_the_json_sees_the_resolved_variables(
     client.create(f"/v1/regions/{rid}/groups", {"name": "c", "parents": ["a"],
                                                  "variables": {"y": "c"}})
     if reference is not None:
-        (sources / "prio.yml").write_text(reference)
+        own = sources / str(tenant["id"])
+        own.mkdir(parents=True)
+        (own / "prio.yml").write_text(reference)
         client.create(f"/v1/groups/{a['id']}/references",
-                      {"name": "prio", "url": f"file://{sources}/prio.yml"})
+                      {"name": "prio", "url": f"file://{own}/prio.yml"})
     hosts = {h["name"]: h["id"] for h in client.create(f"/v1/regions/{rid}/hosts", [
         {"name": "h1", "groups": ["a", "b"]}, {"name": "h2", "groups": ["c"]},
         {"name": "h3", "variables": {"x": "own"}}])["items"]}

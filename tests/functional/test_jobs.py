@@ -45,6 +45,7 @@ from tests.functional.job_helpers import (
     sqlite_app,
     stored_text,
     submit,
+    tenant_sources,
     wait_job,
 )
 
@@ -72,9 +73,15 @@ def api(japp: JobApp) -> Client:
 
 
 @pytest.fixture
-def repo(japp: JobApp) -> PlaybookRepo:
-    """A git repository of playbooks below the directory sources may be read from."""
-    return PlaybookRepo(japp.sources / "playbooks.git")
+def acme(api: Client) -> Body:
+    """The tenant whose fleets the tests run jobs on."""
+    return api.create("/v1/tenants", {"name": "acme"})
+
+
+@pytest.fixture
+def repo(japp: JobApp, acme: Body) -> PlaybookRepo:
+    """A git repository of playbooks in the directory acme's sources may be read from."""
+    return PlaybookRepo(japp.sources_of(acme) / "playbooks.git")
 
 
 def when(text: str | None) -> dt.datetime:
@@ -103,9 +110,10 @@ ansible.builtin.debug:
 """)
 
 
-def _refused_bodies(fleet: Fleet, other: Fleet, repo: PlaybookRepo, outside: Path
-                    ) -> dict[str, tuple[Body, dict[str, Any]]]:
+def _refused_bodies(fleet: Fleet, other: Fleet, repo: PlaybookRepo, outside: Path,
+                    theirs: Path) -> dict[str, tuple[Body, dict[str, Any]]]:
     base = job_body(fleet, "site.yml", repo.source())
+    as_tenant = {"tenant": fleet.tenant["id"]}
     return {
         "unknown region": ({**base, "region_id": 987654}, {}),
         "another tenant's region": ({**base, "region_id": other.region_id},
@@ -120,6 +128,23 @@ def _refused_bodies(fleet: Fleet, other: Fleet, repo: PlaybookRepo, outside: Pat
                                                   {}),
         "git url outside the allowed roots": (
             {**base, "source": {"url": (outside / "repo.git").as_uri(), "ref": "main"}}, {}),
+        "source url that is an absolute path": (
+            {**base, "source": {"url": str(outside / "repo.git"), "ref": "main"}}, {}),
+        "source url that is a relative path": (
+            {**base, "source": {"url": "../../outside/repo.git", "ref": "main"}}, {}),
+        "source url at a loopback address": (
+            {**base, "source": {"url": "http://127.0.0.1:7780/ops.git", "ref": "main"}}, {}),
+        "source url at localhost": (
+            {**base, "source": {"url": "git://localhost/ops.git", "ref": "main"}}, {}),
+        "another tenant's directory": ({**base, "source": {"path": str(theirs)}}, {}),
+        "another tenant's directory, as the tenant": (
+            {**base, "source": {"path": str(theirs)}}, as_tenant),
+        "another tenant's repository": (
+            {**base, "source": {"url": (theirs / "repo.git").as_uri(), "ref": "main"}},
+            as_tenant),
+        "relative source path": ({**base, "source": {"path": "../../outside"}}, {}),
+        "source ref that is an option": ({**base, "source": repo.source("--upload-pack=x")},
+                                         {}),
         "no source": ({**base, "source": {}}, {}),
         "forks 0": ({**base, "forks": 0}, {}),
         "forks above the maximum": ({**base, "forks": 101}, {}),
@@ -144,6 +169,15 @@ REFUSALS: dict[str, tuple[int, str | None, str]] = {
     "unknown git ref": (502, None, "no-such-branch"),
     "source path outside the allowed roots": (422, "source.path", "file_roots"),
     "git url outside the allowed roots": (422, "source.url", "file_roots"),
+    "source url that is an absolute path": (422, "source.url", "scheme"),
+    "source url that is a relative path": (422, "source.url", "scheme"),
+    "source url at a loopback address": (422, "source.url", "allowed_networks"),
+    "source url at localhost": (422, "source.url", "allowed_networks"),
+    "another tenant's directory": (422, "source.path", "file_roots"),
+    "another tenant's directory, as the tenant": (422, "source.path", "file_roots"),
+    "another tenant's repository": (422, "source.url", "file_roots"),
+    "relative source path": (422, "source.path", "absolute"),
+    "source ref that is an option": (422, "source.ref", "git"),
     "no source": (422, "source", "git url"),
     "forks 0": (422, "forks", "1"),
     "forks above the maximum": (422, "forks", "100"),
@@ -157,19 +191,27 @@ REFUSALS: dict[str, tuple[int, str | None, str]] = {
 
 
 @pytest.mark.parametrize("case", list(REFUSALS))
-def test_a_refused_job_says_why_and_creates_nothing(api: Client, repo: PlaybookRepo,
+def test_a_refused_job_says_why_and_creates_nothing(api: Client, japp: JobApp, acme: Body,
+                                                   repo: PlaybookRepo,
                                                    tmp_path: Path, case: str) -> None:
     """An operator's job request that cannot run is refused with the status and the field at
     fault — a region they cannot see is 404 like one that does not exist, a git server that
-    does not know the ref is 502 — and no job is left behind."""
+    does not know the ref is 502 — and no job is left behind. A source must be a URL held to a
+    reference's rules (no bare path that git would clone as it is, no loopback host) or a
+    directory of the job region's tenant: not another tenant's, whoever asks."""
     repo.push({"site.yml": GREET})
-    fleet = make_fleet(api, ["web1", "web2"], groups=[{"name": "web", "hosts": ["web1"]}])
+    fleet = make_fleet(api, ["web1", "web2"], groups=[{"name": "web", "hosts": ["web1"]}],
+                       tenant=acme)
     other = make_fleet(api, ["x1"], tenant="globex", region="ord")
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "site.yml").write_text(GREET)
     PlaybookRepo(outside / "repo.git").push({"site.yml": GREET})
-    body, kwargs = _refused_bodies(fleet, other, repo, outside)[case]
+    theirs = japp.sources_of(other.tenant)
+    theirs.mkdir(parents=True)
+    (theirs / "site.yml").write_text(GREET)
+    PlaybookRepo(theirs / "repo.git").push({"site.yml": GREET})
+    body, kwargs = _refused_bodies(fleet, other, repo, outside, theirs)[case]
     status, field, words = REFUSALS[case]
 
     response = api.post("/v1/jobs", body, **kwargs)
@@ -217,9 +259,9 @@ def test_a_job_runs_each_host_at_the_commit_it_was_submitted_at(tmp_path: Path,
     timings and the ETag of the bundle it ran (that of the same hosts' bundle)."""
     with sqlite_app(tmp_path / "data", concurrent_jobs=1) as japp:
         api = japp.client
-        repo = PlaybookRepo(japp.sources / "playbooks.git")
-        v1 = repo.push({"site.yml": SITE_V1, "hold.yml": HOLD})
         fleet = make_fleet(api, ["web1", "web2"])
+        repo = PlaybookRepo(japp.sources_of(fleet.tenant) / "playbooks.git")
+        v1 = repo.push({"site.yml": SITE_V1, "hold.yml": HOLD})
         release = tmp_path / "shared" / "release"
         # The engine runs one job at a time: this one holds it until released.
         holder = submit(api, job_body(fleet, "hold.yml", repo.source(),
@@ -312,11 +354,11 @@ ansible.builtin.debug:
 """)
 
 
-def _failed_and_unreachable(client: Client, sources: Path, layout: str) -> None:
-    repo = PlaybookRepo(sources / "playbooks.git")
-    repo.push({"check.yml": CHECK_DISK})
+def _failed_and_unreachable(client: Client, settings: Settings, layout: str) -> None:
     fleet = make_fleet(client, {"ok1": {}, "bad1": {"variables": {"fail_here": True}},
                                 "gone1": {"variables": UNREACHABLE}})
+    repo = PlaybookRepo(tenant_sources(settings, fleet.tenant) / "playbooks.git")
+    repo.push({"check.yml": CHECK_DISK})
     before = host_status(client, fleet.hosts["ok1"])
     assert (before["reachable"], before["last_seen_at"], before["job"]) == (None, None, None)
 
@@ -361,13 +403,13 @@ def test_failed_and_unreachable_hosts_are_told_apart(client: Client, settings: S
     a host Ansible cannot connect to is unreachable (not failed) with Ansible's message, the
     others are ok and the job failed; each host's status shows whether it was reached, when it
     was last seen, and its last job's result."""
-    _failed_and_unreachable(client, settings.data_dir / "sources", "hosts")
+    _failed_and_unreachable(client, settings, "hosts")
 
 
 def test_failed_and_unreachable_hosts_in_one_aggregate_run(api: Client, japp: JobApp) -> None:
     """The same with layout=ansible: one Ansible run over all hosts, each host's result read
     from it."""
-    _failed_and_unreachable(api, japp.sources, "ansible")
+    _failed_and_unreachable(api, japp.settings, "ansible")
 
 
 # --- depends_on ---------------------------------------------------------------------------------
@@ -390,11 +432,11 @@ def test_clients_start_after_the_servers_they_depend_on(client: Client,
     """On each database: with clients depends_on server, every client host starts only once
     every server host has finished; a host in both groups waits for the other servers and is
     waited for by the clients — nothing deadlocks."""
-    repo = PlaybookRepo(settings.data_dir / "sources" / "playbooks.git")
-    repo.push({"work.yml": WORK})
     fleet = make_fleet(client, ["c1", "c2", "dual", "srv"], groups=[
         {"name": "server", "hosts": ["srv", "dual"]},
         {"name": "clients", "hosts": ["c1", "c2", "dual"], "depends_on": ["server"]}])
+    repo = PlaybookRepo(tenant_sources(settings, fleet.tenant) / "playbooks.git")
+    repo.push({"work.yml": WORK})
 
     job = run_job(client, job_body(fleet, "work.yml", repo.source(), forks=5))
 
@@ -421,11 +463,12 @@ def test_clients_start_after_the_servers_they_depend_on(client: Client,
         assert first_start(name) > max(result_seq("srv"), result_seq("dual"))
 
 
-def test_clients_are_skipped_when_their_server_fails(api: Client, repo: PlaybookRepo) -> None:
+def test_clients_are_skipped_when_their_server_fails(api: Client, acme: Body,
+                                                     repo: PlaybookRepo) -> None:
     """When the server host fails, the clients that depend on it never run: each ends skipped
     with a reason naming the server host and group, and the job failed."""
     repo.push({"configure.yml": FAIL_ON_SERVER})
-    fleet = make_fleet(api, ["c1", "c2", "srv"], groups=[
+    fleet = make_fleet(api, ["c1", "c2", "srv"], tenant=acme, groups=[
         {"name": "server", "hosts": ["srv"]},
         {"name": "clients", "hosts": ["c1", "c2"], "depends_on": ["server"]}])
 
@@ -458,14 +501,15 @@ ansible.builtin.copy:
 """)
 
 
-def test_cancelling_a_running_job_stops_it_within_seconds(api: Client, repo: PlaybookRepo,
+def test_cancelling_a_running_job_stops_it_within_seconds(api: Client, acme: Body,
+                                                          repo: PlaybookRepo,
                                                           tmp_path: Path) -> None:
     """A job whose first task takes 20 s is cancelled while a host runs that task: the job
     ends cancelled within a few seconds, the running host stops (its next task never runs)
     and the host still waiting its turn is skipped as cancelled; cancelling again changes
     nothing."""
     repo.push({"nap.yml": NAP})
-    fleet = make_fleet(api, ["r1", "r2"])
+    fleet = make_fleet(api, ["r1", "r2"], tenant=acme)
     release = tmp_path / "shared" / "release"
     job = submit(api, job_body(fleet, "nap.yml", repo.source(), forks=1,
                                extra_vars={"release": str(release)}))
@@ -541,9 +585,9 @@ def test_a_job_cancelled_while_queued_runs_no_host(tmp_path: Path) -> None:
     comes it ends cancelled, every host skipped as cancelled before it ran."""
     with sqlite_app(tmp_path / "data", concurrent_jobs=1) as japp:
         api = japp.client
-        repo = PlaybookRepo(japp.sources / "playbooks.git")
-        repo.push({"site.yml": SITE_V1, "hold.yml": HOLD})
         fleet = make_fleet(api, ["q1", "q2"])
+        repo = PlaybookRepo(japp.sources_of(fleet.tenant) / "playbooks.git")
+        repo.push({"site.yml": SITE_V1, "hold.yml": HOLD})
         release = tmp_path / "shared" / "release"
         holder = submit(api, job_body(fleet, "hold.yml", repo.source(), filters={"name": "q1"},
                                       extra_vars={"release": str(release)}))
@@ -575,12 +619,13 @@ ansible.builtin.copy:
 """)
 
 
-def test_check_mode_reports_changes_without_making_them(api: Client, repo: PlaybookRepo,
+def test_check_mode_reports_changes_without_making_them(api: Client, acme: Body,
+                                                        repo: PlaybookRepo,
                                                         tmp_path: Path) -> None:
     """With check (and diff) on, a task that would write a file reports the host changed but
     the file is not written; the same job without check writes it."""
     repo.push({"write.yml": WRITE_FILE})
-    fleet = make_fleet(api, ["w1"])
+    fleet = make_fleet(api, ["w1"], tenant=acme)
     body = job_body(fleet, "write.yml", repo.source(),
                     extra_vars={"out_dir": str(tmp_path / "shared")})
 
@@ -615,13 +660,13 @@ ansible.builtin.set_fact:
 """)
 
 
-def test_audit_facts_become_host_variables(api: Client, repo: PlaybookRepo) -> None:
+def test_audit_facts_become_host_variables(api: Client, acme: Body, repo: PlaybookRepo) -> None:
     """A playbook that sets craton_audit facts writes them back as the host's own variables
     (the others kept), shown as set by the host in its resolved variables; the job's audit
     event lists the keys written, and those not written because the API would have refused
     them too (a value past [limits] max_value_bytes)."""
     repo.push({"audit.yml": AUDIT})
-    fleet = make_fleet(api, {"a1": {"variables": {"rack": "r7"}}})
+    fleet = make_fleet(api, {"a1": {"variables": {"rack": "r7"}}}, tenant=acme)
     host = fleet.hosts["a1"]
 
     job = run_job(api, job_body(fleet, "audit.yml", repo.source()))
@@ -649,12 +694,13 @@ ansible.builtin.command: sleep 0.2
 """ for n in range(1, 5)))
 
 
-def test_events_are_numbered_without_gaps_and_paged(api: Client, repo: PlaybookRepo) -> None:
+def test_events_are_numbered_without_gaps_and_paged(api: Client, acme: Body,
+                                                    repo: PlaybookRepo) -> None:
     """Every event of a job has its own sequence number, 1, 2, 3… without gaps; the list
     pages with ?after=N (and limit), the stream carries the same events with id = seq and a
     retry hint, and ends with the job's status and the last number."""
     repo.push({"steps.yml": STEPS})
-    fleet = make_fleet(api, ["e1", "e2"])
+    fleet = make_fleet(api, ["e1", "e2"], tenant=acme)
     job = run_job(api, job_body(fleet, "steps.yml", repo.source()))
     assert job["status"] == "succeeded"
 
@@ -694,9 +740,9 @@ def test_events_are_numbered_without_gaps_and_paged(api: Client, repo: PlaybookR
 def test_a_stream_resumes_after_a_reconnect(client: Client, settings: Settings) -> None:
     """On each database: a reader that hangs up during a job and reconnects with the
     Last-Event-ID it saw gets the rest — together exactly the job's events, none twice."""
-    repo = PlaybookRepo(settings.data_dir / "sources" / "playbooks.git")
-    repo.push({"steps.yml": STEPS})
     fleet = make_fleet(client, ["e1", "e2"])
+    repo = PlaybookRepo(tenant_sources(settings, fleet.tenant) / "playbooks.git")
+    repo.push({"steps.yml": STEPS})
     job = submit(client, job_body(fleet, "steps.yml", repo.source()))
 
     first = read_stream(client, job["id"], stop_after=12)
@@ -733,12 +779,13 @@ PASSWORDS = {"s1": "Tr0ub4dor&3-horse-battery", "s2": "correct staple 9f8e7d6c"}
 
 
 @pytest.mark.parametrize("layout", ["hosts", "ansible"])
-def test_secrets_never_reach_events(api: Client, repo: PlaybookRepo, layout: str) -> None:
+def test_secrets_never_reach_events(api: Client, acme: Body, repo: PlaybookRepo,
+                                    layout: str) -> None:
     """A playbook that prints a host's password (read from the bundle's secrets) or fails
     with it in the message: the stored events, the stream, the host's message and status
     carry [REDACTED], never the password; a no_log task's output is not kept at all."""
     repo.push({"leaky.yml": LEAKY})
-    fleet = make_fleet(api, ["s1", "s2"])
+    fleet = make_fleet(api, ["s1", "s2"], tenant=acme)
     for name, password in PASSWORDS.items():
         api.create(f"/v1/hosts/{fleet.hosts[name]['id']}/secrets",
                    {"name": "pw", "kind": "password", "content": password})
@@ -764,10 +811,10 @@ def test_secrets_never_reach_events(api: Client, repo: PlaybookRepo, layout: str
     assert quiet["task"] == "quiet" and "msg" not in quiet  # it ran; what it said is gone
 
 
-def test_a_short_password_is_redacted_too(api: Client, repo: PlaybookRepo) -> None:
+def test_a_short_password_is_redacted_too(api: Client, acme: Body, repo: PlaybookRepo) -> None:
     """A password of six characters printed by a playbook is redacted like a long one."""
     repo.push({"leaky.yml": LEAKY})
-    fleet = make_fleet(api, ["s1"])
+    fleet = make_fleet(api, ["s1"], tenant=acme)
     api.create(f"/v1/hosts/{fleet.hosts['s1']['id']}/secrets",
                {"name": "pw", "kind": "password", "content": "Xq7#z1"})
 
@@ -810,9 +857,9 @@ def test_events_are_published_to_the_jobs_redis_stream(tmp_path: Path, redis_url
     """With [redis] url set, each event of a job is also in the job's Redis stream, under the
     id 0-<seq>, with the same content the API shows."""
     with sqlite_app(tmp_path / "data", redis_url=redis_url) as japp:
-        repo = PlaybookRepo(japp.sources / "playbooks.git")
-        repo.push({"site.yml": GREET})
         fleet = make_fleet(japp.client, ["h1"])
+        repo = PlaybookRepo(japp.sources_of(fleet.tenant) / "playbooks.git")
+        repo.push({"site.yml": GREET})
         job = run_job(japp.client, job_body(fleet, "site.yml", repo.source()))
         stored = events(japp.client, job["id"])
 
@@ -828,9 +875,9 @@ def test_a_reader_elsewhere_misses_nothing_when_redis_restarts(
     the end."""
     data = tmp_path / "data"
     with sqlite_app(data, redis_url=redis_url) as runner:
-        repo = PlaybookRepo(runner.sources / "playbooks.git")
-        repo.push({"steps.yml": STEPS})
         fleet = make_fleet(runner.client, ["e1", "e2"])
+        repo = PlaybookRepo(runner.sources_of(fleet.tenant) / "playbooks.git")
+        repo.push({"steps.yml": STEPS})
         # The other process: the same database, named by another path (in this one test
         # process, jobs runtimes are told apart by database URL), the same Redis.
         other_db = Database(f"sqlite:///{data}/../data/craton.db")
@@ -943,12 +990,14 @@ def test_a_host_never_in_a_job_has_no_status_yet(api: Client) -> None:
 
 
 
-def test_a_hosts_jobs_and_a_snapshot_to_follow_from(api: Client, repo: PlaybookRepo) -> None:
+def test_a_hosts_jobs_and_a_snapshot_to_follow_from(api: Client, acme: Body,
+                                                    repo: PlaybookRepo) -> None:
     """A job says the sequence number of its latest event (a reader follows on from there);
     its hosts carry their groups; a host lists its jobs newest first with its own result in
     each, a page at a time; another tenant's host is 404."""
     repo.push({"check.yml": CHECK_DISK})
     fleet = make_fleet(api, {"ok1": {}, "bad1": {"variables": {"fail_here": True}}},
+                       tenant=acme,
                        groups=[{"name": "web", "hosts": ["ok1", "bad1"]},
                                {"name": "edge", "hosts": ["ok1"]}])
     first = run_job(api, job_body(fleet, "check.yml", repo.source()))

@@ -5,8 +5,9 @@ as files Ansible loads in that same order, with their pins in the manifest and i
 reference that cannot be fetched or parsed fails the request, naming the reference.
 
 These tests run git and Ansible many times, so they run once, on SQLite: each gets its own app
-on a fresh copy of one migrated database, with real git repositories below the app's
-<data_dir>/sources, a real HTTP server on 127.0.0.1 and real ``ansible-inventory``.
+on a fresh copy of one migrated database, with real git repositories below the tenant's
+<data_dir>/sources/<tenant id>, a real HTTP server on 127.0.0.1 (which the app may reach:
+[sources] allowed_networks lists loopback) and real ``ansible-inventory``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from craton.api import create_app
 from craton.db import migrate
 from craton.db.session import Database
 from tests.conftest import Client, error_of, make_settings
-from tests.unit.test_fetch import GitRepo, WebServer, closed_port, web_server
+from tests.unit.test_fetch import GitRepo, WebServer, closed_port, web_server, with_sources
 
 Body = dict[str, Any]
 
@@ -49,18 +50,21 @@ def migrated_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def api(tmp_path: Path, migrated_file: Path) -> Iterator[Client]:
-    """An app of its own on SQLite; file:// references may read <data_dir>/sources."""
+    """An app of its own on SQLite that may fetch from loopback."""
     shutil.copy(migrated_file, tmp_path / "craton.db")
     db = Database(f"sqlite:///{tmp_path}/craton.db")
-    app = create_app(make_settings(tmp_path), database=db)
-    (tmp_path / "data" / "sources").mkdir(parents=True)
+    app = create_app(with_sources(make_settings(tmp_path), allowed_networks=("127.0.0.0/8",)),
+                     database=db)
     yield Client(app.test_client())
     db.dispose()
 
 
 @pytest.fixture
-def sources(tmp_path: Path, api: Client) -> Path:
-    return tmp_path / "data" / "sources"
+def sources(tmp_path: Path, fleet: Body) -> Path:
+    """Where the fleet's tenant may read file:// references: <data_dir>/sources/<tenant>."""
+    root = tmp_path / "data" / "sources" / str(fleet["region"]["tenant_id"])
+    root.mkdir(parents=True)
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -378,6 +382,7 @@ FAILURES = {
     "path is a directory in the repository": 502,
     "http 404": 502,
     "file outside the roots": 422,
+    "redirect to a private address": 422,
     "yaml that is not a mapping": 422,
     "invalid yaml": 422,
     "bad variable key": 422,
@@ -409,7 +414,11 @@ def failing_reference(case: str, sources: Path, web: WebServer) -> dict[str, Any
     if case == "http 404":
         return {"url": web.url("/status/404")}
     if case == "file outside the roots":
-        return {"url": f"file://{sources.parent.parent}/craton.db"}
+        # A link inside the root when stored; the test points it outside afterwards.
+        (sources / "moved.yml").symlink_to(sources / "fine.yml")
+        return {"url": f"file://{sources}/moved.yml"}
+    if case == "redirect to a private address":
+        return {"url": web.url("/redirect?to=http://10.255.255.1/vars.yml")}
     if case == "yaml that is not a mapping":
         return {"url": repo.url, "ref": "main", "path": "list.yml"}
     if case == "invalid yaml":
@@ -442,6 +451,9 @@ def test_a_failing_reference_fails_the_request_naming_it(api: Client, fleet: Bod
     add_reference(api, fleet["group"], "aaa-fine", f"file://{sources}/fine.yml")
     reference = api.create(f"/v1/groups/{fleet['group']['id']}/references",
                            {"name": "broken", **failing_reference(case, sources, web)})
+    if case == "file outside the roots":
+        (sources / "moved.yml").unlink()
+        (sources / "moved.yml").symlink_to(sources.parent.parent / "craton.db")
 
     urls = [f"/v1/hosts/{fleet['host']['id']}/variables?resolved=true",
             bundle_url(fleet["region"], "ansible", "tgz"),

@@ -1,13 +1,17 @@
 """References through the API: group-variable files kept in git, on a web server or in a local
 directory — what URLs, refs, paths and names are accepted, and the usual create/list/show/
-change/delete with ETags."""
+change/delete with ETags. A URL the server would refuse to fetch — a file outside the tenant's
+directories, a host that is a loopback, private or link-local address — is refused when it is
+stored."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from craton.config import Settings
 from tests.conftest import Client, error_of
 
 Body = dict[str, Any]
@@ -46,6 +50,11 @@ def shown(client: Client, reference: Body) -> Body:
     return response.get_json()
 
 
+def tenant_root(settings: Settings, region: Body) -> Path:
+    """The directory the region's tenant may read file:// references from (the default)."""
+    return settings.data_dir / "sources" / str(region["tenant_id"])
+
+
 def assert_refused(response: Any, field: str) -> dict[str, Any]:
     assert response.status_code == 422, response.get_json()
     error = error_of(response)
@@ -55,8 +64,10 @@ def assert_refused(response: Any, field: str) -> dict[str, Any]:
 
 # --- create, list, show, change, delete --------------------------------------------------------
 
-def test_reference_lifecycle(client: Client, group: Body) -> None:
+def test_reference_lifecycle(client: Client, group: Body, region: Body,
+                             settings: Settings) -> None:
     """A reference is created under its group, listed there, shown, changed and deleted."""
+    local = f"file://{tenant_root(settings, region)}/vars"
     response = client.post(refs_url(group), {"name": "vars", "url": URL, "ref": "main",
                                              "path": "group_vars/web.yml"})
     assert response.status_code == 201, response.get_json()
@@ -71,11 +82,11 @@ def test_reference_lifecycle(client: Client, group: Body) -> None:
     assert listed(client, group) == [created]
 
     changed = client.patch(f"/v1/references/{created['id']}",
-                           {"url": "file:///srv/vars", "ref": "v2.0", "name": "vars2"})
+                           {"url": local, "ref": "v2.0", "name": "vars2"})
     assert changed.status_code == 200, changed.get_json()
     body = changed.get_json()
     assert (body["name"], body["url"], body["ref"], body["path"]) == (
-        "vars2", "file:///srv/vars", "v2.0", "group_vars/web.yml")
+        "vars2", local, "v2.0", "group_vars/web.yml")
     assert body["version"] > created["version"]
     assert changed.headers["ETag"] == f'"{body["version"]}"'
     assert shown(client, created) == body
@@ -166,11 +177,16 @@ def test_other_tenants_and_readers_cannot_change_references(client: Client, grou
     "http://vars.example.com/web.yml",
     "https://vars.example.com:8443/web.yml?x=1",
     "HTTPS://vars.example.com/web.yml",
-    "file:///srv/craton/vars",
-    "file://localhost/srv/craton/vars",
+    "https://203.0.113.7.nip.example/web.yml",
+    "http://8.8.8.8/web.yml",
+    "file://{root}/vars",
+    "file://localhost{root}/team/vars.git",
 ])
-def test_accepted_urls(client: Client, group: Body, url: str) -> None:
-    """git, http, https and file URLs are accepted and stored as given."""
+def test_accepted_urls(client: Client, group: Body, region: Body, settings: Settings,
+                       url: str) -> None:
+    """git, http, https and file URLs (below the tenant's own directory) are accepted and
+    stored as given; host names are checked when they are fetched, not here."""
+    url = url.format(root=tenant_root(settings, region))
     assert make_reference(client, group, url=url)["url"] == url
 
 
@@ -202,6 +218,49 @@ def test_file_urls_must_be_absolute_and_local(client: Client, group: Body, url: 
     """A file URL must be file:///absolute/path (no host, no relative path)."""
     error = assert_refused(client.post(refs_url(group), {"name": "vars", "url": url}), "url")
     assert "file:///" in error["fields"]["url"]
+
+
+@pytest.mark.parametrize(("url", "host"), [
+    ("http://127.0.0.1:7780/v1/inventory/1.json", "127.0.0.1 is a loopback address"),
+    ("http://localhost:7780/v1/inventory/1.json", "localhost is this machine"),
+    ("https://127.1/vars.yml", "127.1 is a loopback address"),
+    ("http://[::1]/vars.yml", "::1 is a loopback address"),
+    ("http://[::ffff:127.0.0.1]/vars.yml", "::ffff:127.0.0.1 is a loopback address"),
+    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
+    ("git://10.1.2.3/ops/vars.git", "10.1.2.3 is a private address"),
+    ("https://192.168.0.10/vars.yml", "192.168.0.10 is a private address"),
+    ("http://[fd00::5]/vars.yml", "fd00::5 is a private address"),
+    ("http://0.0.0.0:7780/vars.yml", "0.0.0.0 is an unspecified address"),
+])
+def test_urls_at_addresses_the_server_may_not_reach_are_refused(
+        client: Client, group: Body, url: str, host: str) -> None:
+    """A URL whose host is a loopback, link-local, private or unspecified address (in any
+    spelling), or localhost, is a 422 naming url — on create and on change — that says it is
+    not allowed and where an operator could allow it."""
+    error = assert_refused(client.post(refs_url(group), {"name": "vars", "url": url}), "url")
+    assert host in error["fields"]["url"]
+    assert "not allowed" in error["fields"]["url"]
+    assert "[sources] allowed_networks" in error["fields"]["url"]
+    reference = make_reference(client, group)
+    assert_refused(client.patch(f"/v1/references/{reference['id']}", {"url": url}), "url")
+    assert shown(client, reference) == reference
+
+
+def test_file_urls_outside_the_tenants_directory_are_refused(
+        client: Client, group: Body, region: Body, settings: Settings) -> None:
+    """A file URL outside the directory of the group's tenant is a 422 naming url: another
+    tenant's directory, the data directory itself, /etc — also climbing out with '..' — and
+    also when a cloud admin (no tenant of its own) writes the reference."""
+    root = tenant_root(settings, region)
+    other = client.create("/v1/tenants", {"name": "globex"})
+    for url in (f"file://{root.parent / str(other['id'])}/vars.yml",
+                f"file://{settings.data_dir}/craton.db", "file:///etc/passwd",
+                f"file://{root}/../{other['id']}/vars.yml", f"file://{root}-evil/vars.yml"):
+        for tenant in (region["tenant_id"], None):
+            response = client.post(refs_url(group), {"name": "vars", "url": url},
+                                   tenant=tenant)
+            assert "file_roots" in assert_refused(response, "url")["fields"]["url"], url
+    assert listed(client, group) == []
 
 
 @pytest.mark.parametrize("url", [
@@ -299,7 +358,7 @@ def test_names_are_unique_per_group(client: Client, group: Body, region: Body) -
     another group may use the name."""
     first = make_reference(client, group, "vars")
     second = make_reference(client, group, "more")
-    duplicate = client.post(refs_url(group), {"name": "vars", "url": "file:///srv/x"})
+    duplicate = client.post(refs_url(group), {"name": "vars", "url": URL})
     assert duplicate.status_code == 409
     assert set(error_of(duplicate)["fields"]) == {"name"}
     renamed = client.patch(f"/v1/references/{second['id']}", {"name": "vars", "ref": "dev"})

@@ -56,9 +56,9 @@ def test_thirty_watchers_each_see_the_whole_job(japp: JobApp) -> None:
     middle): every one of them gets each event once, numbered without gaps, and the end —
     the same events the record holds."""
     api = japp.client
-    repo = PlaybookRepo(japp.sources / "steps.git")
-    repo.push({"site.yml": STEPS})
     fleet = make_fleet(api, [f"h{index}" for index in range(4)])
+    repo = PlaybookRepo(japp.sources_of(fleet.tenant) / "steps.git")
+    repo.push({"site.yml": STEPS})
     job = submit(api, job_body(fleet, "site.yml", repo.source(), layout="ansible"))
     starts = [None if index % 3 else 5 for index in range(30)]
     with concurrent.futures.ThreadPoolExecutor(30) as pool:

@@ -54,10 +54,11 @@ BODIES: dict[tuple[str, str], Callable[[World], Any]] = {
 }
 
 
-def build_world(client: Client, label: str, reference_url: str) -> World:
+def build_world(client: Client, label: str, reference_url: Callable[[int], str]) -> World:
     """A tenant with a region, three groups (parent > child, spare), two hosts (one in parent),
-    variables ``role`` on region, group and host, a secret and a reference. Keys are the URL
-    argument names they fill (plus spare objects the bodies use)."""
+    variables ``role`` on region, group and host, a secret and a reference (at the URL
+    ``reference_url`` gives for the tenant's id). Keys are the URL argument names they fill
+    (plus spare objects the bodies use)."""
     label = f"{label}{next(_worlds)}"
     tenant = client.create("/v1/tenants", {"name": f"tenant-{label}"})
     region = client.create(f"/v1/tenants/{tenant['id']}/regions",
@@ -78,7 +79,7 @@ def build_world(client: Client, label: str, reference_url: str) -> World:
                            {"name": "root-password", "kind": "password",
                             "content": f"pw-{label}"})
     reference = client.create(f"/v1/groups/{parent['id']}/references",
-                              {"name": "common", "url": reference_url})
+                              {"name": "common", "url": reference_url(tenant["id"])})
     job = finished_job(client, rid)
     return {
         "tenant_id": tenant["id"], "region_id": rid, "group_id": parent["id"],
@@ -93,13 +94,17 @@ def build_world(client: Client, label: str, reference_url: str) -> World:
 
 @pytest.fixture
 def make_world(client: Client, settings: Settings) -> MakeWorld:
-    """``build_world`` with a reference to a local YAML file (below the data directory, where
-    file references may read), so nothing needs the network."""
-    sources = settings.data_dir / "sources"
-    sources.mkdir(parents=True, exist_ok=True)
-    (sources / "common.yml").write_text("ntp_server: 10.0.0.1\n")
-    url = f"file://{(sources / 'common.yml').resolve()}"
-    return lambda label: build_world(client, label, url)
+    """``build_world`` with a reference to a local YAML file (in the tenant's own directory
+    below the data directory, where its file references may read), so nothing needs the
+    network."""
+
+    def reference_url(tenant_id: int) -> str:
+        sources = settings.data_dir / "sources" / str(tenant_id)
+        sources.mkdir(parents=True, exist_ok=True)
+        (sources / "common.yml").write_text("ntp_server: 10.0.0.1\n")
+        return f"file://{(sources / 'common.yml').resolve()}"
+
+    return lambda label: build_world(client, label, reference_url)
 
 
 def urls(rule: str, world: World) -> list[str]:

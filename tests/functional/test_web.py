@@ -77,7 +77,8 @@ def test_the_start_form_offers_the_demo_once_it_is_loaded(web: FlaskClient, sett
     with database.transaction() as session:
         region = demo.load_demo(session, settings)
     assert defaults(web) == {}, "no playbook to offer yet"
-    demo.install_demo_source(settings)
+    source = demo.install_demo_source(settings, region.tenant_id)
+    assert source == settings.data_dir / "sources" / str(region.tenant_id) / "demo"
     assert defaults(web) == {
-        "region_id": region.id, "source_path": str(demo.demo_source_dir(settings)),
+        "region_id": region.id, "source_path": str(source),
         "playbook": demo.DEMO_PLAYBOOK, "forks": 10}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from collections.abc import Iterator
 from importlib import resources
@@ -45,20 +46,33 @@ def server(manage: Manage) -> Iterator[Server]:
 
 def load_demo(manage: Manage) -> tuple[int, Path]:
     """Run `demo load`; the region id and source directory it says to start a job with."""
+    region_id, _, source = load_demo_of_tenant(manage)
+    return region_id, source
+
+
+def load_demo_of_tenant(manage: Manage) -> tuple[int, int, Path]:
+    """Run `demo load`; the region id, the id of its tenant and the source directory it says
+    to start a job with."""
     loaded = manage("demo", "load")
     assert loaded.returncode == 0, loaded.stderr
     lines = loaded.stdout.splitlines()
-    assert lines[0].startswith("demo region 'demo-local' is region ")
+    said = re.fullmatch(r"demo region 'demo-local' is region (\d+) \(tenant (\d+)\)", lines[0])
+    assert said is not None, lines[0]
     body = json.loads(lines[-1].strip().removeprefix("POST /v1/jobs "))
     assert body["playbook"] == DEMO_PLAYBOOK
-    return body["region_id"], Path(body["source"]["path"])
+    assert body["region_id"] == int(said[1])
+    return body["region_id"], int(said[2]), Path(body["source"]["path"])
 
 
 def test_demo_load_puts_the_playbooks_where_jobs_may_read_them(manage: Manage) -> None:
-    """Below the default sources root; a second load (as after an upgrade) puts back the
-    shipped files and drops what is no longer shipped."""
-    _, source = load_demo(manage)
-    assert source == manage.data_dir / "sources" / "demo"
+    """In the demo tenant's own directory below the default sources root
+    (<data_dir>/sources/<tenant id>), a directory of its own, not shared with other tenants;
+    a second load (as after an upgrade) puts back the shipped files and drops what is no
+    longer shipped."""
+    _, tenant, source = load_demo_of_tenant(manage)
+    assert source == manage.data_dir / "sources" / str(tenant) / "demo"
+    assert oct(manage.data_dir.stat().st_mode & 0o777) == "0o700"
+    assert oct((manage.data_dir / "craton.db").stat().st_mode & 0o777) == "0o600"
     shipped = (SHIPPED / DEMO_PLAYBOOK).read_text()
     assert (source / DEMO_PLAYBOOK).read_text() == shipped
     assert "- name: Converge the demo cloud" in shipped

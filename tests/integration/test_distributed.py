@@ -64,6 +64,11 @@ class Grid:
     root: Path
 
     @property
+    def naps(self) -> Path:
+        """The playbook directory of every test here, in a sources root all tenants share."""
+        return self.root / "data" / "sources" / "naps"
+
+    @property
     def engine(self) -> DistributedEngine:
         engine = self.job_app.app.extensions["craton"].jobs.engine
         assert isinstance(engine, DistributedEngine)
@@ -86,12 +91,15 @@ def grid(tmp_path_factory: pytest.TempPathFactory, redis: services.Redis) -> Ite
     url = f"sqlite:///{data / 'craton.db'}"
     db = Database(url)
     migrate.upgrade(db.engine)
+    # One root shared by every tenant (no {tenant} in it): these tests are about workers, and
+    # their fleets belong to several tenants.
+    shared = str(data / "sources")
     settings = job_settings(data, database_url=url, redis_url=redis.url, engine="distributed",
-                            claim_expiry=CLAIM_EXPIRY)
+                            claim_expiry=CLAIM_EXPIRY, file_roots=(shared,))
     env = services.environment_without_craton()
     env.update(HOME=str(root), CRATON_DATA_DIR=str(data), CRATON_DATABASE_URL=url,
                CRATON_JOBS_ENGINE="distributed", CRATON_REDIS_URL=redis.url,
-               CRATON_JOBS_CLAIM_EXPIRY=str(CLAIM_EXPIRY))
+               CRATON_JOBS_CLAIM_EXPIRY=str(CLAIM_EXPIRY), CRATON_SOURCES_FILE_ROOTS=shared)
     with app_on(db, settings) as job_app:
         yield Grid(job_app=job_app, env=env, root=root)
     db.dispose()
@@ -157,7 +165,7 @@ def test_a_worker_runs_what_the_api_posts(grid: Grid) -> None:
     and every event — live, through the API's event stream, from another process."""
     client = grid.job_app.client
     fleet = make_fleet(client, ["web-1", "web-2", "web-3"], tenant="story")
-    source = {"path": str(grid.job_app.sources / "naps")}
+    source = {"path": str(grid.naps)}
     with workers(grid, "solo"):
         job = submit(client, job_body(fleet, "site.yml", source, layout="ansible"))
         assert job["engine"] == "distributed"
@@ -221,7 +229,7 @@ def test_a_live_reader_waits_on_redis_quietly(grid: Grid,
     neither decides Redis is down nor tells the operator so in its log."""
     client = grid.job_app.client
     fleet = make_fleet(client, ["quiet-1"], tenant="quiet")
-    source = {"path": str(grid.job_app.sources / "naps")}
+    source = {"path": str(grid.naps)}
     with workers(grid, "quiet"):
         job = submit(client, job_body(fleet, "site.yml", source, extra_vars={"nap": 2.5}))
         with caplog.at_level(logging.WARNING, logger="craton.jobs.events"):
@@ -238,7 +246,7 @@ def test_a_killed_worker_s_job_is_taken_over(grid: Grid) -> None:
     client = grid.job_app.client
     names = [f"node-{i}" for i in range(1, 9)]
     fleet = make_fleet(client, names, tenant="takeover")
-    source = {"path": str(grid.job_app.sources / "naps")}
+    source = {"path": str(grid.naps)}
     with workers(grid, "a", "b") as pair:
         job = submit(client, job_body(fleet, "site.yml", source, layout="hosts", forks=2,
                                       extra_vars={"nap": NAP}))
@@ -360,7 +368,7 @@ def test_a_stopped_worker_hands_its_job_over(grid: Grid) -> None:
     client = grid.job_app.client
     names = [f"db-{i}" for i in range(1, 5)]
     fleet = make_fleet(client, names, tenant="handover")
-    source = {"path": str(grid.job_app.sources / "naps")}
+    source = {"path": str(grid.naps)}
     with workers(grid, "c", "d") as pair:
         job = submit(client, job_body(fleet, "site.yml", source, layout="hosts", forks=2,
                                       extra_vars={"nap": NAP}))

@@ -82,10 +82,10 @@ def api(jobs_app: Flask) -> Client:
     return Client(jobs_app.test_client())
 
 
-@pytest.fixture(scope="module")
-def source(jobs_settings: Settings) -> str:
-    """A playbook directory under <data_dir>/sources, where directory sources may live."""
-    directory = jobs_settings.data_dir / "sources" / "marks"
+def mark_source(settings: Settings, registered: Registered) -> str:
+    """A playbook directory in the registered fleet's tenant's <data_dir>/sources/<tenant id>,
+    where its directory sources may live."""
+    directory = settings.data_dir / "sources" / str(registered.tenant_id) / "marks"
     directory.mkdir(parents=True)
     (directory / "site.yml").write_text(MARK_PLAYBOOK)
     return str(directory)
@@ -95,6 +95,7 @@ def source(jobs_settings: Settings) -> str:
 class Registered:
     """The fleet as registered in Craton: one region, a host per SSH host."""
 
+    tenant_id: int
     region_id: int
     host_ids: dict[str, int]
     secret_ids: dict[str, int]
@@ -120,7 +121,7 @@ def register(api: Client, fleet: SshFleet) -> Registered:
         assert "content" not in secret
         secret_ids[host.name] = secret["id"]
     (dead,) = fleet.unreachable
-    return Registered(region["id"], host_ids, secret_ids, list(fleet.hosts), dead)
+    return Registered(tenant["id"], region["id"], host_ids, secret_ids, list(fleet.hosts), dead)
 
 
 def run_job(api: Client, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -215,7 +216,7 @@ def assert_marks(mark_dir: Path, fleet: Registered, marked: list[SshHost]) -> No
 
 @pytest.mark.parametrize("layout", ["hosts", "ansible"])
 def test_playbook_runs_over_ssh_with_the_stored_key(
-        api: Client, fleet: SshFleet, jobs_settings: Settings, source: str, tmp_path: Path,
+        api: Client, fleet: SshFleet, jobs_settings: Settings, tmp_path: Path,
         layout: str) -> None:
     """As an operator I run a playbook on a region's hosts through the API, Craton connecting
     with each host's stored SSH key: live hosts run it, the dead one ends unreachable with
@@ -234,7 +235,8 @@ def test_playbook_runs_over_ssh_with_the_stored_key(
     mark_dir.mkdir()
 
     job, stream = run_job(api, {
-        "region_id": registered.region_id, "playbook": "site.yml", "source": {"path": source},
+        "region_id": registered.region_id, "playbook": "site.yml",
+        "source": {"path": mark_source(jobs_settings, registered)},
         "layout": layout, "extra_vars": {"mark_dir": str(mark_dir)}})
 
     assert job["status"] == "failed", job
@@ -290,7 +292,7 @@ def test_ping_records_reachability(api: Client, fleet: SshFleet, jobs_settings: 
 
 @pytest.mark.parametrize("layout", ["hosts", "ansible"])
 def test_a_wrong_key_makes_only_its_host_unreachable(
-        api: Client, fleet: SshFleet, jobs_settings: Settings, source: str, tmp_path: Path,
+        api: Client, fleet: SshFleet, jobs_settings: Settings, tmp_path: Path,
         layout: str) -> None:
     """As an operator whose stored key for one host is wrong, I see that host unreachable with
     SSH's "Permission denied" while the others run the playbook — even when an earlier job
@@ -309,7 +311,8 @@ def test_a_wrong_key_makes_only_its_host_unreachable(
     mark_dir.mkdir()
 
     job, stream = run_job(api, {
-        "region_id": registered.region_id, "playbook": "site.yml", "source": {"path": source},
+        "region_id": registered.region_id, "playbook": "site.yml",
+        "source": {"path": mark_source(jobs_settings, registered)},
         "layout": layout, "extra_vars": {"mark_dir": str(mark_dir)}})
 
     hosts = job_hosts(api, job["id"])

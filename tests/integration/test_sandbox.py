@@ -107,16 +107,16 @@ def test_a_hostile_playbook_reaches_nothing_of_the_server(japp: JobApp, tmp_path
     write outside the job: each fails, the host ends failed with Ansible's message, and
     nothing they were after shows up in the job's record or on the disk."""
     api = japp.client
-    repo = PlaybookRepo(japp.sources / "attacks.git")
-    repo.push({"attack.yml": ATTACKS, "hold.yml": play("""
+    release = japp.shared / "release"
+    victim = make_fleet(api, ["v1"], tenant="victim")
+    victims = PlaybookRepo(japp.sources_of(victim.tenant) / "hold.git")
+    victims.push({"hold.yml": play("""
 name: hold
 ansible.builtin.wait_for:
   path: "{{ release }}"
   timeout: 60
 """)})
-    release = japp.shared / "release"
-    victim = make_fleet(api, ["v1"], tenant="victim")
-    held = submit(api, job_body(victim, "hold.yml", repo.source(),
+    held = submit(api, job_body(victim, "hold.yml", victims.source(),
                                 extra_vars={"release": str(release)}))
     wait_job(api, held["id"], until=["running"])
     other_dir = japp.settings.jobs_dir / str(held["id"])
@@ -127,6 +127,8 @@ ansible.builtin.wait_for:
     attackers = {name: {"variables": {"attack": name}} for name in
                  ("key", "database", "environ", "other-job", "write")}
     fleet = make_fleet(api, attackers, tenant="mallory")
+    repo = PlaybookRepo(japp.sources_of(fleet.tenant) / "attacks.git")
+    repo.push({"attack.yml": ATTACKS})
     try:
         job = run_job(api, job_body(fleet, "attack.yml", repo.source(), layout="ansible",
                                     extra_vars={
@@ -241,10 +243,10 @@ def test_a_playbook_cannot_use_cratons_own_services(
     the job's own event stream in Redis holds no forged entry."""
     with sqlite_app(tmp_path / "data", redis_url=protected_redis.url) as japp:
         api = japp.client
-        repo = PlaybookRepo(japp.sources / "probes.git")
-        repo.push({"probe.yml": SERVICE_PROBES})
         fleet = make_fleet(api, {name: {"variables": {"probe": name}}
                                  for name in ("redis", "mariadb", "sqlite")})
+        repo = PlaybookRepo(japp.sources_of(fleet.tenant) / "probes.git")
+        repo.push({"probe.yml": SERVICE_PROBES})
         stream = "craton:job:1:events"  # this job's own: the first of a fresh database
         job = run_job(api, job_body(fleet, "probe.yml", repo.source(), layout="ansible",
                                     extra_vars={
@@ -271,7 +273,8 @@ def test_a_normal_job_runs_unaffected_in_the_sandbox(japp: JobApp) -> None:
     """What a playbook legitimately does on the controller still works: templating, facts
     of the local host, files in its own project directory and private /tmp."""
     api = japp.client
-    repo = PlaybookRepo(japp.sources / "normal.git")
+    fleet = make_fleet(api, ["n1", "n2"], region_vars=LOCAL)
+    repo = PlaybookRepo(japp.sources_of(fleet.tenant) / "normal.git")
     repo.push({"site.yml": play("""
 name: write a file beside the playbook
 ansible.builtin.copy:
@@ -287,7 +290,6 @@ name: check it
 ansible.builtin.assert:
   that: scratch.stdout == 'hi'
 """)})
-    fleet = make_fleet(api, ["n1", "n2"], region_vars=LOCAL)
     job = run_job(api, job_body(fleet, "site.yml", repo.source()))
     assert job["status"] == "succeeded", (job, job_hosts(api, job["id"]))
 

@@ -51,4 +51,6 @@ def test_installed_wheel_migrates_a_database(tmp_path: Path) -> None:
     loaded = subprocess.run([str(target / "bin" / "python"), "-m", "craton.cmd.manage", "demo",
                              "load"], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert loaded.returncode == 0, loaded.stderr
-    assert (tmp_path / "data" / "sources" / "demo" / "site.yml").is_file()
+    assert [path.relative_to(tmp_path / "data" / "sources") for path in
+            (tmp_path / "data" / "sources").glob("*/demo/site.yml")] == [
+        Path("1") / "demo" / "site.yml"]

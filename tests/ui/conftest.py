@@ -27,7 +27,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 @dataclasses.dataclass
 class UiServer(Server):
     data_dir: Path = Path()
-    """Its data directory; ``<data_dir>/sources`` is where jobs may read playbooks from."""
+    """Its data directory; ``<data_dir>/sources/<tenant id>`` is where a tenant's jobs may
+    read playbooks from."""
 
 
 @pytest.fixture(scope="module")

@@ -59,7 +59,7 @@ def make_fleet(server: UiServer) -> Body:
         server.create(f"/v1/regions/{region['id']}/groups", {"name": group})
     reply = server.call("POST", f"/v1/regions/{region['id']}/hosts", hosts)
     assert reply.status == 201, reply.body
-    source = server.data_dir / "sources" / f"ui-{region['id']}"
+    source = server.data_dir / "sources" / str(tenant["id"]) / f"ui-{region['id']}"
     source.mkdir(parents=True)
     (source / "site.yml").write_text(SITE)
     return {"region": region, "source": source}

@@ -3,6 +3,11 @@ bare git repositories, an HTTP server on 127.0.0.1 and plain files. Each fetch r
 file's bytes and a pin (the commit for git, the content's sha256 otherwise); what cannot be
 read is a FetchFailed (502), what may not be read is a FetchRefused (422).
 
+The servers run on loopback, which the server's own requests may reach only when an operator
+allows it: these tests' settings allow 127.0.0.0/8 in [sources] allowed_networks, except where
+a test shows what is refused without it (tests/unit/test_fetch_policy.py). File sources are
+read as tenant TENANT, from its own directory <data_dir>/sources/<TENANT> (the default root).
+
 The GitRepo and WebServer helpers are also used by tests/functional/test_reference_vars.py.
 """
 
@@ -15,6 +20,7 @@ import http.server
 import os
 import re
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -27,6 +33,10 @@ import pytest
 
 from craton.config import Settings, SourcesSettings
 from craton.sources.fetch import Fetcher, FetchFailed, FetchRefused, source_kind
+from tests.conftest import make_settings
+
+TENANT = 7
+LOOPBACK = ("127.0.0.0/8",)
 
 # --- real sources --------------------------------------------------------------------------------
 
@@ -84,14 +94,22 @@ class GitRepo:
 
 
 class WebServer:
-    """A real HTTP server on 127.0.0.1 (in a thread) serving ``files`` by path, plus paths that
-    misbehave: ``/status/<code>``, ``/slow`` (answers after 10 s), ``/trickle`` (one byte every
-    0.2 s for 6 s), ``/big?bytes=N``, ``/redirect?to=<url>``, ``/not-http`` (answers something
-    that is not HTTP) and ``/truncated`` (promises twice the bytes it sends)."""
+    """A real HTTP server on 127.0.0.1 (in a thread) serving ``files`` by path and the files of
+    ``directories`` below their URL prefix (a bare git repository, served so, is one git reads
+    over "dumb" HTTP), plus paths that misbehave: ``/status/<code>``, ``/slow`` (answers after
+    10 s), ``/trickle`` (one byte every 0.2 s for 6 s), ``/big?bytes=N``, ``/redirect?to=<url>``
+    ``/not-http`` (answers something that is not HTTP) and ``/truncated`` (promises twice the
+    bytes it sends); with ``moved_to`` set, everything else redirects there. ``requests``
+    records the Host header and path of each request it got."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.files: dict[str, bytes] = {}
+        self.directories: dict[str, Path] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.moved_to: str | None = None
         self.stopping = threading.Event()
+        self.scheme = "https" if tls else "http"
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -101,14 +119,20 @@ class WebServer:
             def do_GET(self) -> None:
                 server.handle(self)
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = http.server.ThreadingHTTPServer((host, port), Handler)
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.httpd.daemon_threads = True
         self.httpd.block_on_close = False
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    def url(self, path: str, host: str | None = None) -> str:
+        return f"{self.scheme}://{host or self.httpd.server_address[0]}:{self.port}{path}"
 
     def close(self) -> None:
         self.stopping.set()
@@ -119,9 +143,12 @@ class WebServer:
         parts = urllib.parse.urlsplit(request.path)
         query = dict(urllib.parse.parse_qsl(parts.query))
         path = parts.path
+        self.requests.append((request.headers.get("Host", ""), path))
         try:
             if path in self.files:
                 self._answer(request, 200, self.files[path])
+            elif (served := self._in_directory(path)) is not None:
+                self._answer(request, 200, served.read_bytes())
             elif path.startswith("/status/"):
                 request.send_error(int(path.removeprefix("/status/")))
             elif path == "/slow":
@@ -139,6 +166,11 @@ class WebServer:
             elif path == "/big":
                 self._answer(request, 200, b"x" * int(query["bytes"]),
                              length=query.get("length", "yes") == "yes")
+            elif self.moved_to is not None:
+                request.send_response(301)
+                request.send_header("Location", self.moved_to + request.path)
+                request.send_header("Content-Length", "0")
+                request.end_headers()
             elif path == "/redirect":
                 request.send_response(302)
                 request.send_header("Location", query["to"])
@@ -159,6 +191,14 @@ class WebServer:
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up, as it should have
 
+    def _in_directory(self, path: str) -> Path | None:
+        for prefix, directory in self.directories.items():
+            if path.startswith(prefix + "/"):
+                candidate = (directory / path.removeprefix(prefix + "/")).resolve()
+                if directory.resolve() in candidate.parents and candidate.is_file():
+                    return candidate
+        return None
+
     @staticmethod
     def _answer(request: http.server.BaseHTTPRequestHandler, status: int, body: bytes, *,
                 length: bool = True) -> None:
@@ -173,8 +213,9 @@ class WebServer:
 
 
 @contextlib.contextmanager
-def web_server() -> Iterator[WebServer]:
-    server = WebServer()
+def web_server(host: str = "127.0.0.1", port: int = 0,
+               tls: ssl.SSLContext | None = None) -> Iterator[WebServer]:
+    server = WebServer(host, port, tls)
     try:
         yield server
     finally:
@@ -210,17 +251,29 @@ def sha256(data: bytes) -> str:
 
 # --- fixtures -------------------------------------------------------------------------------------
 
+def fetcher_for(settings: Settings, **sources: Any) -> Fetcher:
+    """A fetcher reading for tenant TENANT with ``settings`` and these [sources] options."""
+    return Fetcher(with_sources(settings, **sources)).for_tenant(TENANT)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings whose fetches may reach loopback, where the test servers listen."""
+    return with_sources(make_settings(tmp_path), allowed_networks=LOOPBACK)
+
+
 @pytest.fixture
 def sources(settings: Settings) -> Path:
-    """The directory file:// sources may read by default: <data_dir>/sources."""
-    root = settings.data_dir / "sources"
+    """The directory tenant TENANT's file:// sources may read by default:
+    <data_dir>/sources/<TENANT>."""
+    root = settings.data_dir / "sources" / str(TENANT)
     root.mkdir(parents=True)
     return root
 
 
 @pytest.fixture
 def fetcher(settings: Settings, sources: Path) -> Fetcher:
-    return Fetcher(settings)
+    return fetcher_for(settings)
 
 
 @pytest.fixture(scope="module")
@@ -344,7 +397,7 @@ def test_git_file_larger_than_max_bytes_is_refused(settings: Settings, sources: 
     that names the file and the limit."""
     repo = GitRepo(sources / "vars.git")
     repo.commit({"fits.yml": b"a: " + b"x" * 97, "large.yml": b"a: " + b"x" * 98})
-    fetcher = Fetcher(with_sources(settings, max_bytes=100))
+    fetcher = fetcher_for(settings, max_bytes=100)
     assert len(fetcher.fetch(repo.url, "main", "fits.yml").content) == 100
     with pytest.raises(FetchRefused) as caught:
         fetcher.fetch(repo.url, "main", "large.yml")
@@ -370,10 +423,10 @@ def test_git_file_url_outside_the_roots_is_refused(fetcher: Fetcher, settings: S
 
 def test_git_roots_can_be_configured(settings: Settings, tmp_path: Path) -> None:
     """With [sources] file_roots set, repositories below those directories are read and the
-    default <data_dir>/sources no longer is."""
+    default <data_dir>/sources/<tenant> no longer is."""
     allowed = GitRepo(tmp_path / "repos" / "vars.git")
     commit = allowed.commit({"web.yml": "a: 1\n"})
-    default = GitRepo(settings.data_dir / "sources" / "vars.git")
+    default = GitRepo(settings.data_dir / "sources" / str(TENANT) / "vars.git")
     default.commit({"web.yml": "a: 2\n"})
     fetcher = Fetcher(with_sources(settings, file_roots=(str(tmp_path / "repos"),)))
     assert fetcher.fetch(allowed.url, "main", "web.yml").pin == f"commit:{commit}"
@@ -393,14 +446,15 @@ def test_unreachable_git_server_fails(fetcher: Fetcher) -> None:
 def test_silent_git_server_fails_within_git_timeout(settings: Settings) -> None:
     """A git server that accepts the connection and never answers is a FetchFailed after
     about [sources] git_timeout seconds, not a hung request."""
-    fetcher = Fetcher(with_sources(settings, git_timeout=1))
+    fetcher = fetcher_for(settings, git_timeout=1)
     with silent_server() as port:
         started = time.monotonic()
         with pytest.raises(FetchFailed) as caught:
             fetcher.fetch(f"git://127.0.0.1:{port}/vars.git", "main", "web.yml")
         elapsed = time.monotonic() - started
     assert elapsed < 5
-    assert "1s" in caught.value.message
+    assert caught.value.message == f"git ls-remote git://127.0.0.1:{port}/vars.git: " \
+        "could not connect"
 
 
 # --- http -----------------------------------------------------------------------------------------
@@ -433,7 +487,7 @@ def test_slow_http_server_fails_within_http_timeout(settings: Settings, web: Web
     """A server that is slow to answer, or that sends its answer a byte at a time, is a
     FetchFailed after about [sources] http_timeout seconds ("Seconds an http(s) fetch may
     take"), not a request held open as long as the server likes."""
-    fetcher = Fetcher(with_sources(settings, http_timeout=1))
+    fetcher = fetcher_for(settings, http_timeout=1)
     started = time.monotonic()
     with pytest.raises(FetchFailed) as caught:
         fetcher.fetch(web.url(path), None, None)
@@ -447,7 +501,7 @@ def test_http_body_larger_than_max_bytes_is_refused(settings: Settings, web: Web
                                                     length: str) -> None:
     """A body of exactly max_bytes is read; a larger one is a FetchRefused (422) naming the
     limit, whether or not the server announced its length."""
-    fetcher = Fetcher(with_sources(settings, max_bytes=1000))
+    fetcher = fetcher_for(settings, max_bytes=1000)
     fits = fetcher.fetch(web.url(f"/big?bytes=1000&length={length}"), None, None)
     assert len(fits.content) == 1000
     with pytest.raises(FetchRefused) as caught:
@@ -558,7 +612,7 @@ def test_file_larger_than_max_bytes_is_refused(settings: Settings, sources: Path
     """A local file over [sources] max_bytes is a FetchRefused (422) naming the limit."""
     (sources / "fits.yml").write_bytes(b"x" * 64)
     (sources / "large.yml").write_bytes(b"x" * 65)
-    fetcher = Fetcher(with_sources(settings, max_bytes=64))
+    fetcher = fetcher_for(settings, max_bytes=64)
     assert fetcher.fetch(f"file://{sources}/fits.yml", None, None).content == b"x" * 64
     with pytest.raises(FetchRefused) as caught:
         fetcher.fetch(f"file://{sources}/large.yml", None, None)
@@ -572,7 +626,7 @@ def test_pinned_returns_cached_content_by_its_sha256_pin(settings: Settings, sou
     """What an http or file fetch returned can be had again by its pin after the source
     changed — also from another Fetcher sharing the cache; pins of other kinds, unknown
     digests and malformed pins give None."""
-    fetcher = Fetcher(settings)
+    fetcher = fetcher_for(settings)
     web.files["/pinned.yml"] = b"version: 1\n"
     (sources / "local.yml").write_bytes(b"local: 1\n")
     from_http = fetcher.fetch(web.url("/pinned.yml"), None, None)
@@ -581,7 +635,7 @@ def test_pinned_returns_cached_content_by_its_sha256_pin(settings: Settings, sou
     (sources / "local.yml").write_bytes(b"local: 2\n")
     assert fetcher.fetch(web.url("/pinned.yml"), None, None).content == b"version: 2\n"
 
-    again = Fetcher(settings)
+    again = fetcher_for(settings)
     assert again.pinned(from_http.pin) == b"version: 1\n"
     assert again.pinned(from_file.pin) == b"local: 1\n"
     repo = GitRepo(sources / "vars.git")
@@ -615,8 +669,11 @@ def test_source_kind(url: str, ref: str | None, kind: str) -> None:
     assert source_kind(url, ref) == kind
 
 
-def test_sources_settings_defaults() -> None:
-    """The documented defaults: <data_dir>/sources only, 10 s http, 120 s git, 1 MiB."""
+def test_sources_settings_defaults(tmp_path: Path) -> None:
+    """The documented defaults: each tenant's own <data_dir>/sources/<tenant id>, no network
+    beyond public addresses, 10 s http, 120 s git, 1 MiB."""
     defaults = SourcesSettings()
-    assert (defaults.file_roots, defaults.http_timeout, defaults.git_timeout,
-            defaults.max_bytes) == ((), 10, 120, 1024 * 1024)
+    assert (defaults.file_roots, defaults.allowed_networks, defaults.http_timeout,
+            defaults.git_timeout, defaults.max_bytes) == ((), (), 10, 120, 1024 * 1024)
+    settings = make_settings(tmp_path)
+    assert settings.file_roots == (f"{settings.data_dir}/sources/{{tenant}}",)

@@ -13,6 +13,7 @@ from craton.api.common import (
     db_session,
     not_modified,
     paginate,
+    services,
     with_etag,
 )
 from craton.api.v1 import schemas
@@ -40,7 +41,8 @@ class GroupReferences(MethodView):
     def post(self, data: dict[str, Any], group_id: int) -> Any:
         """Add a reference to a group"""
         group = get_scoped(db_session(), context(), Group, group_id)
-        reference = references.create_reference(db_session(), context(), group, data)
+        reference = references.create_reference(db_session(), context(), group, data,
+                                                fetcher=services().fetcher)
         return with_etag(reference, 201, Location=f"/v1/references/{reference.id}")
 
 
@@ -58,7 +60,8 @@ class ReferenceItem(MethodView):
         """Change a reference"""
         reference = get_scoped(db_session(), context(), Reference, reference_id)
         check_if_match(reference)
-        return with_etag(references.update_reference(db_session(), context(), reference, data))
+        return with_etag(references.update_reference(db_session(), context(), reference, data,
+                                                     fetcher=services().fetcher))
 
     @blp.response(204)
     def delete(self, reference_id: int) -> None:

@@ -320,7 +320,11 @@ class ReferenceSchema(Stamped):
     group_id = fields.Integer(dump_only=True)
     name = fields.String(required=True)
     url = fields.String(required=True, metadata={
-        "description": "git://, http(s):// or file:/// URL of a YAML file or repository."})
+        "description": "git://, http(s):// or file:/// URL of a YAML file or repository. "
+                       "Refused (422) when the server may not read it: a file outside the "
+                       "group's tenant's [sources] file_roots, or a host that is a loopback, "
+                       "private, link-local or own address (unless [sources] "
+                       "allowed_networks lists it) or localhost."})
     ref = fields.String(allow_none=True, metadata={"description": "git branch, tag or commit"})
     path = fields.String(allow_none=True, metadata={"description": "File path inside the tree"})
 
@@ -340,11 +344,15 @@ class JobFiltersSchema(HostFilterArgs):
 
 
 class JobSourceSchema(Schema):
-    url = fields.String(metadata={"description": "git repository (file:// works): pinned to "
-                                                 "the commit its ref names when submitted"})
+    url = fields.String(metadata={"description": "git repository (git://, http(s):// at an "
+                                                 "address the server may reach, or file:// "
+                                                 "below the region's tenant's [sources] "
+                                                 "file_roots): pinned to the commit its ref "
+                                                 "names when submitted"})
     ref = fields.String(allow_none=True, metadata={"description": "branch, tag or commit"})
-    path = fields.String(metadata={"description": "or a directory below [sources] file_roots, "
-                                                  "snapshotted when submitted"})
+    path = fields.String(metadata={"description": "or an absolute directory below the region's "
+                                                  "tenant's [sources] file_roots, snapshotted "
+                                                  "when submitted"})
 
 
 class JobCreateSchema(Schema):
