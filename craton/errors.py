@@ -20,7 +20,7 @@ class CratonError(Exception):
         super().__init__(message)
         self.message = message
         self.fields = dict(fields or {})
-        self.headers = dict(headers or {})
+        self.headers = dict(type(self).headers if headers is None else headers)
 
 
 class BadRequest(CratonError):

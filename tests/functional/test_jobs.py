@@ -556,15 +556,15 @@ def test_cancelling_a_running_job_stops_it_within_seconds(api: Client, acme: Bod
 
 
 def test_a_job_past_the_tenants_concurrent_jobs_quota_waits_for_retry_after(
-        api: Client, repo: PlaybookRepo, tmp_path: Path) -> None:
+        api: Client, repo: PlaybookRepo, acme: Body, tmp_path: Path) -> None:
     """With its concurrent_jobs quota set to 1 by a cloud admin, a tenant whose job is still
     running gets 429 naming the quota, with Retry-After, for a second job (which is not
     created); once the first has ended, the same request is accepted."""
     repo.push({"nap.yml": NAP})
-    fleet = make_fleet(api, ["q1"])
+    fleet = make_fleet(api, ["q1"], tenant=acme)
     quota = api.patch(f"/v1/tenants/{fleet.tenant['id']}", {"quotas": {"concurrent_jobs": 1}})
     assert quota.status_code == 200, quota.get_json()
-    release = tmp_path / "release"
+    release = tmp_path / "shared" / "release"
     body = job_body(fleet, "nap.yml", repo.source(), extra_vars={"release": str(release)})
     first = submit(api, body)
     try:
