@@ -79,6 +79,14 @@ def db_session() -> Session:
     return g.db_session
 
 
+def release_session() -> None:
+    """End the request's (read) session now, for a response that outlives the request — a
+    stream must not hold a database connection while it waits."""
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
 def context() -> RequestContext:
     return g.context
 

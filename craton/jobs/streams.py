@@ -76,12 +76,14 @@ class Channel:
     Each watcher waits on a lock of its own that ``offer`` releases: waking N watchers costs N
     lock releases — a ``Condition`` shared by hundreds of waiters costs N² in ``notify_all``."""
 
-    def __init__(self, job_id: int, last: int) -> None:
+    def __init__(self, job_id: int) -> None:
         self.job_id = job_id
+        self.ready = threading.Event()
+        """Set once the channel holds the job's latest stored events (see ``load``)."""
         self.lock = threading.Lock()
         self.blocks: list[Block] = []
         """Buffered events, oldest first; ``blocks[i]`` has sequence number first + i."""
-        self.last = last
+        self.last = 0
         """The highest sequence number known to be stored (the buffer ends there)."""
         self.ended_at: int | None = None
         """Set when the job went quiet without its flow's last event (see QUIET_SECONDS)."""
@@ -89,9 +91,18 @@ class Channel:
         self.wakers: set[threading.Lock] = set()
         self.feeder: threading.Thread | None = None
 
+    def load(self, latest: list[dict[str, Any]]) -> None:
+        """Start from the job's latest stored events (oldest first)."""
+        with self.lock:
+            self.last = latest[0]["seq"] - 1 if latest else 0
+        self.ready.set()
+        self.offer(latest)
+
     def offer(self, events: list[dict[str, Any]]) -> None:
         """Take the events that continue the channel; ignore the rest (already here, or after
         a gap the feeder will fill from the record)."""
+        if not self.ready.is_set():
+            return  # loading: what is committed meanwhile is read from the record
         with self.lock:
             taken = False
             for event in events:
@@ -165,6 +176,7 @@ class Subscription:
     def _generate(self) -> Iterator[str]:
         yield f"retry: {RETRY_MILLISECONDS}\n\n"
         channel = self.channel
+        channel.ready.wait()
         sent_at = written_at = time.monotonic()
         while True:
             pause = sent_at + COALESCE_SECONDS - time.monotonic()
@@ -243,16 +255,18 @@ class EventHub:
                     f"{caller} has {self._callers[caller]} event streams open, the limit per "
                     "caller ([api] max_streams_per_caller); close one first")
             channel = self._channels.get(job_id)
+            first = channel is None
             if channel is None:
-                channel = self._new_channel(job_id)
-                self._channels[job_id] = channel
+                channel = self._channels[job_id] = Channel(job_id)
             channel.watchers += 1
             self._callers[caller] += 1
             self._open += 1
-            if channel.feeder is None:
-                channel.feeder = threading.Thread(target=self._feed, args=(channel,),
-                                                  name=f"craton-stream-{job_id}", daemon=True)
-                channel.feeder.start()
+        if first:
+            # Outside the hub's lock: streams of other jobs open meanwhile.
+            self._load(channel)
+            channel.feeder = threading.Thread(target=self._feed, args=(channel,),
+                                              name=f"craton-stream-{job_id}", daemon=True)
+            channel.feeder.start()
         subscription = Subscription(self, channel, caller, after)
         with channel.lock:
             channel.wakers.add(subscription.waker)
@@ -286,13 +300,16 @@ class EventHub:
     def open_streams(self) -> int:
         return self._open
 
-    def _new_channel(self, job_id: int) -> Channel:
-        """A channel holding the job's latest stored events already, so watchers that start
-        together (a page everyone opened) need not each read them from the database."""
-        latest = self.feed.latest(job_id, PREFILL_EVENTS)
-        channel = Channel(job_id, latest[0]["seq"] - 1 if latest else 0)
-        channel.offer(latest)
-        return channel
+    def _load(self, channel: Channel) -> None:
+        """Fill a new channel with the job's latest stored events, so watchers that start
+        together (a page everyone opened) need not each read them from the database. Should
+        the database not answer, the channel starts empty and its feeder reads the record."""
+        try:
+            latest = self.feed.latest(channel.job_id, PREFILL_EVENTS)
+        except Exception:
+            LOG.exception("could not read the events of job %s", channel.job_id)
+            latest = []
+        channel.load(latest)
 
     def _feed(self, channel: Channel) -> None:
         """Keep the channel complete while anyone watches: from Redis when the job runs

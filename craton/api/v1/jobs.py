@@ -18,6 +18,7 @@ from craton.api.common import (
     next_link,
     page_size,
     paginate,
+    release_session,
     services,
 )
 from craton.api.v1 import schemas
@@ -177,6 +178,7 @@ class JobEvents(MethodView):
                                                     f"(0 to {MAX_ID})"})
                 after = int(last)
             caller = f"{context().tenant_id or '*'}/{context().user}"
+            release_session()
             stream = services().jobs.runtime.hub.open(job.id, after, caller)
             return Response(stream, mimetype="text/event-stream",
                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
