@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import hashlib
 import json
 from typing import Any
 
@@ -34,6 +33,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
+
+from craton.values import utcnow
 
 NAME_LENGTH = 255
 MAX_ID = 2**63 - 1
@@ -61,30 +62,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-def utcnow() -> dt.datetime:
-    """Naive UTC: both SQLite and MariaDB DATETIME columns are zone-less."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                              allow_nan=False)
-
-
-def iso_utc(moment: dt.datetime | None) -> str | None:
-    """A stored (naive UTC) time as ISO 8601 with a Z."""
-    return None if moment is None else moment.isoformat(timespec="microseconds") + "Z"
-
-
-def canonical_json(value: Any) -> str:
-    """The one serialization of a variable value: sorted keys, no spaces, no NaN."""
-    return _CANONICAL.encode(value)
-
-
-def value_digest(canonical: str) -> str:
-    """Short digest of a canonical JSON value, indexed with the key for ``key=value`` filters."""
-    return hashlib.blake2b(canonical.encode(), digest_size=10).hexdigest()
 
 
 class Base(DeclarativeBase):

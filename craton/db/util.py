@@ -43,7 +43,7 @@ def bump_versions(session: Session, model: type, ids: Sequence[int]) -> None:
     """Move the version (the ETag) of rows whose representation changed through a link table
     — membership is part of both a host's and a group's representation. Set-based, so adding
     10,000 hosts to a group is one UPDATE per chunk, not one per host."""
-    from craton.db.models import utcnow
+    from craton.values import utcnow
 
     now = utcnow()
     for chunk in chunked(ids):

@@ -58,7 +58,6 @@ from craton.context import Action, RequestContext
 from craton.db.models import Host, HostGroup, HostVariable, Secret, SecretKind
 from craton.db.session import Database
 from craton.errors import Conflict, InvalidInput
-from craton.inventory.names import group_name_problem, host_name_problem, slug_problem
 from craton.inventory.resolve import (
     PRIORITY,
     GroupGraph,
@@ -68,6 +67,7 @@ from craton.inventory.resolve import (
 )
 from craton.inventory.select import HostFilter, check_group_exists, host_conditions
 from craton.inventory.snapshot import RegionSnapshot, key_file_path, load_snapshot
+from craton.names import group_name_problem, host_name_problem, slug_problem
 from craton.secrets.backends import SecretBackend
 from craton.sources.fetch import Fetcher
 

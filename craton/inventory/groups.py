@@ -22,9 +22,9 @@ from craton.db.util import bump_versions, chunked, flush_or_conflict
 from craton.errors import Conflict, invalid
 from craton.inventory.graph import describe_cycle, find_cycle
 from craton.inventory.hosts import Ref, resolve_groups
-from craton.inventory.names import check, group_name_problem
 from craton.inventory.quotas import check_quota
 from craton.inventory.variables import merge_variables, replace_variables
+from craton.names import check, group_name_problem
 
 GROUP_LOADERS = (
     selectinload(Group.variable_rows),

@@ -17,26 +17,18 @@ from sqlalchemy.orm import Session, selectinload
 
 from craton.config import LimitSettings, QuotaSettings
 from craton.context import Action, RequestContext
-from craton.db.models import (
-    Group,
-    Host,
-    HostGroup,
-    HostState,
-    HostVariable,
-    Quota,
-    Region,
-    utcnow,
-)
+from craton.db.models import Group, Host, HostGroup, HostState, HostVariable, Quota, Region
 from craton.db.util import bump_versions, chunked, conflict_on_integrity_error, flush_or_conflict
 from craton.errors import Conflict, InvalidInput, invalid
-from craton.inventory.names import (
+from craton.inventory.quotas import check_quota
+from craton.inventory.variables import encode_variables, merge_variables
+from craton.names import (
     fqdn_problem,
     host_name_problem,
     normalize_ip,
     ssh_user_problem,
 )
-from craton.inventory.quotas import check_quota
-from craton.inventory.variables import encode_variables, merge_variables
+from craton.values import utcnow
 
 HOST_LOADERS = (selectinload(Host.variable_rows), selectinload(Host.groups))
 """What a host's representation needs, loaded in one query each for a whole page."""

@@ -20,7 +20,7 @@ from craton.context import Action, RequestContext
 from craton.db.models import Group, Reference
 from craton.db.util import flush_or_conflict
 from craton.errors import Conflict, invalid
-from craton.inventory.names import check, slug_problem
+from craton.names import check, slug_problem
 from craton.sources.fetch import Fetcher
 
 SCHEMES = ("git", "http", "https", "file")

@@ -29,7 +29,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from craton.db.models import canonical_json
+from craton.values import canonical_json
 
 PRIORITY = "ansible_group_priority"
 DEFAULT_PRIORITY = 1

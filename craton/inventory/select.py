@@ -16,25 +16,17 @@ from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.orm import Session
 
 from craton.context import RequestContext
-from craton.db.models import (
-    Group,
-    GroupChild,
-    Host,
-    HostGroup,
-    HostState,
-    HostVariable,
-    Region,
-    value_digest,
-)
+from craton.db.models import Group, GroupChild, Host, HostGroup, HostState, HostVariable, Region
 from craton.db.scope import scoped_select
 from craton.errors import invalid
-from craton.inventory.names import (
+from craton.inventory.variables import value_candidates
+from craton.names import (
     group_name_problem,
     host_name_problem,
     normalize_ip,
     variable_key_problem,
 )
-from craton.inventory.variables import value_candidates
+from craton.values import value_digest
 
 GLOB_CHARS = frozenset("*?")
 LIKE_ESCAPE = "!"

@@ -10,13 +10,14 @@ from sqlalchemy.orm import Session
 
 from craton.config import LimitSettings
 from craton.context import Action, RequestContext
-from craton.db.models import Group, Host, Region, Tenant, utcnow
+from craton.db.models import Group, Host, Region, Tenant
 from craton.db.scope import get_scoped
 from craton.db.util import flush_or_conflict
 from craton.errors import Conflict
-from craton.inventory.names import check, slug_problem, tenant_name_problem
 from craton.inventory.quotas import set_quotas
 from craton.inventory.variables import merge_variables, replace_variables
+from craton.names import check, slug_problem, tenant_name_problem
+from craton.values import utcnow
 
 
 def create_tenant(session: Session, ctx: RequestContext, data: Mapping[str, Any]) -> Tenant:

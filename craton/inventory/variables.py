@@ -14,18 +14,11 @@ import yaml
 from sqlalchemy import inspect
 
 from craton.config import LimitSettings
-from craton.db.models import (
-    VARIABLE_MODELS,
-    Group,
-    Host,
-    Region,
-    canonical_json,
-    utcnow,
-    value_digest,
-)
+from craton.db.models import VARIABLE_MODELS, Group, Host, Region
 from craton.errors import NotFound, invalid
-from craton.inventory.names import variable_key_problem
 from craton.inventory.resolve import PRIORITY
+from craton.names import variable_key_problem
+from craton.values import canonical_json, utcnow, value_digest
 
 Owner = Region | Group | Host
 Encoded = dict[str, tuple[str, str]]

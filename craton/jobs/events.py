@@ -26,9 +26,10 @@ from sqlalchemy import bindparam, func, insert, or_, select
 from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 
-from craton.db.models import HostRunStatus, JobEvent, JobHost, canonical_json, iso_utc, utcnow
+from craton.db.models import HostRunStatus, JobEvent, JobHost
 from craton.db.session import Database
 from craton.db.util import chunked
+from craton.values import canonical_json, iso_utc, utcnow
 
 LOG = logging.getLogger(__name__)
 

@@ -27,22 +27,11 @@ from taskflow.patterns import graph_flow, linear_flow
 from taskflow.types.failure import Failure
 
 from craton.config import LimitSettings
-from craton.db.models import (
-    Host,
-    HostRunStatus,
-    HostVariable,
-    Job,
-    JobHost,
-    JobStatus,
-    Region,
-    utcnow,
-    value_digest,
-)
+from craton.db.models import Host, HostRunStatus, HostVariable, Job, JobHost, JobStatus, Region
 from craton.db.util import chunked
 from craton.errors import CratonError
 from craton.files import private_dir
 from craton.inventory.bundle import BundleSpec, prepare_bundle
-from craton.inventory.names import variable_key_problem
 from craton.inventory.select import HostFilter
 from craton.inventory.variables import encode_value, too_many_problem
 from craton.jobs.events import HostProgress, Redactor
@@ -50,6 +39,8 @@ from craton.jobs.runner import HostOutcome, RunOutcome, run_playbook
 from craton.jobs.runtime import JobRuntime, job_context, runtime
 from craton.jobs.service import counts_for
 from craton.jobs.sources import checkout, playbook_path
+from craton.names import variable_key_problem
+from craton.values import utcnow, value_digest
 
 
 def work_dir(rt: JobRuntime, job_id: int) -> Path:

@@ -29,9 +29,6 @@ from craton.db.models import (
     JobStatus,
     Quota,
     Region,
-    canonical_json,
-    iso_utc,
-    utcnow,
 )
 from craton.db.scope import get_scoped
 from craton.db.util import chunked
@@ -43,6 +40,7 @@ from craton.inventory.snapshot import load_snapshot
 from craton.inventory.variables import encode_variables
 from craton.jobs.sources import pin_source
 from craton.sources.fetch import Fetcher
+from craton.values import canonical_json, iso_utc, utcnow
 
 LAYOUTS = ("hosts", "ansible")
 

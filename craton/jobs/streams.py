@@ -30,10 +30,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from craton.db.models import Job, utcnow
+from craton.db.models import Job
 from craton.db.session import Database
 from craton.errors import CratonError
 from craton.jobs.events import EventFeed, RedisLink, is_last
+from craton.values import utcnow
 
 LOG = logging.getLogger(__name__)
 

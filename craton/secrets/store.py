@@ -16,8 +16,8 @@ from craton.context import Action, RequestContext
 from craton.db.models import Host, Quota, Region, Secret, SecretKind
 from craton.db.util import flush_or_conflict
 from craton.errors import Conflict, invalid
-from craton.inventory.names import check, slug_problem
 from craton.inventory.quotas import check_quota
+from craton.names import check, slug_problem
 from craton.secrets.backends import SecretBackend
 
 MAX_SECRET_BYTES = 256 * 1024

@@ -26,9 +26,10 @@ import pytest
 from sqlalchemy import select
 
 from craton.db import migrate
-from craton.db.models import JobEvent, JobHost, utcnow
+from craton.db.models import JobEvent, JobHost
 from craton.db.session import Database
 from craton.jobs.distributed import DistributedEngine
+from craton.values import utcnow
 from tests import services
 from tests.functional.job_helpers import (
     JobApp,

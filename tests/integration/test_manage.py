@@ -23,10 +23,10 @@ from craton.db.models import (
     JobStatus,
     Region,
     Tenant,
-    utcnow,
 )
 from craton.db.session import Database
 from craton.demo import GROUPS, demo_hosts
+from craton.values import utcnow
 from tests import services
 
 BIN = Path(sys.executable).parent

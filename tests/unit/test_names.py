@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from craton.errors import InvalidInput
-from craton.inventory.names import (
+from craton.names import (
     MAX_NAME,
     check,
     fqdn_problem,

@@ -7,8 +7,8 @@ import gc
 import tracemalloc
 import weakref
 
-from craton.db.models import canonical_json
 from craton.inventory.resolve import GroupGraph, GroupNode
+from craton.values import canonical_json
 
 
 def region_graph(seed: int) -> GroupGraph:

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from craton.config import LimitSettings
-from craton.db.models import canonical_json, value_digest
 from craton.errors import InvalidInput
 from craton.inventory.variables import encode_variables, parse_variables_file, value_candidates
+from craton.values import canonical_json, value_digest
 
 LIMITS = LimitSettings()
 

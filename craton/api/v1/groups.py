@@ -24,8 +24,8 @@ from craton.db.scope import get_scoped, scoped_select
 from craton.errors import NotFound
 from craton.inventory import groups
 from craton.inventory.hosts import HOST_LOADERS
-from craton.inventory.names import check, group_name_problem
 from craton.inventory.select import subtree
+from craton.names import check, group_name_problem
 
 blp = Blueprint("groups", __name__, url_prefix="/v1",
                 description="Groups of a region: a DAG of subgroups, host members, variables "

@@ -22,11 +22,12 @@ from craton.api.common import (
     services,
 )
 from craton.api.v1 import schemas
-from craton.db.models import MAX_ID, Host, Job, JobHost, utcnow
+from craton.db.models import MAX_ID, Host, Job, JobHost
 from craton.db.scope import get_scoped, scoped_select
 from craton.errors import invalid
 from craton.jobs import service
 from craton.jobs.service import JobRequest
+from craton.values import utcnow
 
 blp = Blueprint("jobs", __name__, url_prefix="/v1",
                 description="Jobs: a playbook run over a selection of a region, with per-host "

@@ -22,7 +22,7 @@ from craton.api.v1.variables import register_variables
 from craton.db.models import Region, Tenant
 from craton.db.scope import get_scoped, scoped_select
 from craton.inventory import tenancy
-from craton.inventory.names import check, slug_problem
+from craton.names import check, slug_problem
 
 blp = Blueprint("regions", __name__, url_prefix="/v1",
                 description="Regions of a tenant. Their variables are Ansible's `all` group.")

@@ -14,8 +14,9 @@ from flask import current_app
 from marshmallow import fields, validate
 
 from craton.config import MAX_LIMIT
-from craton.db.models import MAX_ID, HostState, SecretKind, iso_utc
+from craton.db.models import MAX_ID, HostState, SecretKind
 from craton.inventory.quotas import effective_quotas
+from craton.values import iso_utc
 
 
 class Schema(ma.Schema):
