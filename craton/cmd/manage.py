@@ -76,7 +76,7 @@ def jobs_prune(settings: Settings, args: argparse.Namespace) -> int:
     """Delete finished jobs older than --older-than, with their hosts, events, TaskFlow
     logbooks and Redis streams."""
     from craton.jobs.engine import JobSystem
-    from craton.jobs.service import prune_jobs
+    from craton.jobs.submit import prune_jobs
     from craton.secrets.backends import load_backend
     from craton.sources.fetch import Fetcher
 

@@ -397,6 +397,15 @@ class JobStatus(enum.StrEnum):
         return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
+class JobLayout(enum.StrEnum):
+    """How a job runs its hosts."""
+
+    HOSTS = "hosts"
+    """In waves by ``depends_on`` (one ansible-playbook run per wave); the default."""
+    ANSIBLE = "ansible"
+    """One ansible-playbook run over every host, ``depends_on`` not consulted."""
+
+
 class HostRunStatus(enum.StrEnum):
     """Where one host is in one job."""
 

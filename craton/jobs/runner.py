@@ -33,12 +33,6 @@ RUN_MARK = "CRATON_RUN"
 """Set in every run's environment; its local descendants inherit it, so what a killed run
 left behind (Ansible's workers start their own sessions) can still be found and stopped."""
 
-HOST_EVENTS = {
-    "runner_on_start", "runner_on_ok", "runner_on_failed", "runner_on_unreachable",
-    "runner_on_skipped", "runner_item_on_ok", "runner_item_on_failed",
-    "runner_item_on_skipped", "runner_retry", "runner_on_async_failed", "runner_on_async_ok",
-}
-
 
 @dataclasses.dataclass
 class HostOutcome:

@@ -14,8 +14,9 @@ from sqlalchemy import select
 
 from craton.config import Settings
 from craton.context import RequestContext
-from craton.db.models import Job
+from craton.db.models import Job, Region
 from craton.db.session import Database
+from craton.errors import CratonError
 from craton.jobs.events import Event, EventFeed, EventSink, RedisLink
 from craton.jobs.sandbox import Sandbox
 from craton.jobs.streams import EventHub
@@ -38,6 +39,9 @@ class JobRuntime:
         self.redis = RedisLink(settings.redis.url, settings.redis.stream_max_len,
                                settings.redis.prefix) if settings.redis.url else None
         self.local_jobs: set[int] = set()
+        """Jobs this process runs now."""
+        self.active_runs: set[int] = set()
+        """Jobs with an ansible-playbook run going on in this process."""
         self.feed = EventFeed(db)
         self.hub = EventHub(db, self.redis, self.feed, self.local_jobs.__contains__,
                             max_streams=settings.api.max_streams,
@@ -46,6 +50,32 @@ class JobRuntime:
         self.sandbox = make_sandbox(settings)
         self._cancel_checked: dict[int, tuple[float, bool]] = {}
         self._taskflow_backend: Any = None
+        self.stopping = threading.Event()
+        """Set when the process shuts down: runs stop at once and record nothing (see
+        ``craton.jobs.tasks``), so the next process runs them again."""
+
+    def work_dir(self, job_id: int) -> Path:
+        """Where a job's bundle and playbooks are unpacked while it runs."""
+        return self.settings.jobs_dir / str(job_id)
+
+    def load_job(self, job_id: int) -> Job:
+        with self.db.transaction(write=False) as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                raise CratonError(f"job {job_id} no longer exists")
+            session.expunge(job)
+            return job
+
+    def job_tenant(self, job: Job) -> int:
+        """The tenant of the job's region: whose secrets and sources the job may use."""
+        with self.db.transaction(write=False) as session:
+            return session.scalar(select(Region.tenant_id).where(Region.id == job.region_id))
+
+    def hold_if_stopping(self) -> None:
+        """While the process shuts down, a task's thread waits here for the exit instead of
+        recording what it was doing."""
+        if self.stopping.is_set():
+            threading.Event().wait()
 
     def emit(self, job_id: int, kind: str, host: str | None, data: dict[str, Any],
              uuid: str | None = None) -> None:

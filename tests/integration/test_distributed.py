@@ -4,9 +4,9 @@ redis-server and ``craton-worker`` processes claim and run them, sharing the API
 machine. Settings reach the workers the way an operator's would: ``CRATON_*`` variables.
 
 A worker killed mid-job (SIGKILL: no goodbye) is replaced within seconds by another that
-resumes the job where it stopped: hosts that had finished are not run again, the hosts that
-were running are, and the job's event record has no hole and no duplicate. A worker stopped
-with SIGTERM hands its job back after its running hosts finish, and nothing runs twice.
+resumes the job where it stopped: the waves that had finished are not run again, the wave that
+was running is, and the job's event record has no hole and no duplicate. A worker stopped with
+SIGTERM hands its job back after its running wave finishes, and nothing runs twice.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ from sqlalchemy import select
 from craton.db import migrate
 from craton.db.models import JobEvent, JobHost
 from craton.db.session import Database
-from craton.jobs.distributed import DistributedEngine
+from craton.jobs.distributed import DistributedEngine, posted
 from craton.values import utcnow
 from tests import services
 from tests.functional.job_helpers import (
+    Fleet,
     JobApp,
     app_on,
     events,
@@ -216,7 +217,7 @@ def test_installations_sharing_one_redis_keep_their_jobs_apart(
                 "playbook": "craton:ping"})
             assert wait_job(grid.job_app.client, ours["id"], timeout=60)["status"] == "succeeded"
             board = other.app.extensions["craton"].jobs.engine
-            assert theirs["id"] in board.board().posted()
+            assert theirs["id"] in posted(board.board())
             assert board.claimed_by(theirs["id"]) is None
             assert get_job(other.client, theirs["id"])["status"] == "pending"
     finally:
@@ -240,21 +241,29 @@ def test_a_live_reader_waits_on_redis_quietly(grid: Grid,
     assert grid.job_app.app.extensions["craton"].jobs.runtime.redis.up
 
 
+def two_waves(grid: Grid, tenant: str) -> tuple[Fleet, list[str], list[str]]:
+    """A fleet whose job runs in two waves: the ``then`` hosts depend on the ``first`` ones."""
+    first, then = [f"{tenant}-a{i}" for i in range(1, 4)], [f"{tenant}-b{i}" for i in range(1, 4)]
+    fleet = make_fleet(grid.job_app.client, first + then, tenant=tenant, groups=[
+        {"name": "first", "hosts": first},
+        {"name": "then", "hosts": then, "depends_on": ["first"]}])
+    return fleet, first, then
+
+
 def test_a_killed_worker_s_job_is_taken_over(grid: Grid) -> None:
-    """A worker dies (SIGKILL) in the middle of a job: another worker takes the job over
-    within seconds of the claim expiring and finishes it. Hosts that had finished are not run
-    again; the hosts that were running are run again, once; the job's events are whole."""
+    """A worker dies (SIGKILL) in the middle of a job's second wave: another worker takes the
+    job over within seconds of the claim expiring and finishes it. The first wave's hosts are
+    not run again; the second wave runs again, once; the job's events are whole."""
     client = grid.job_app.client
-    names = [f"node-{i}" for i in range(1, 9)]
-    fleet = make_fleet(client, names, tenant="takeover")
+    fleet, first_wave, second_wave = two_waves(grid, "takeover")
     source = {"path": str(grid.naps)}
     with workers(grid, "a", "b") as pair:
-        job = submit(client, job_body(fleet, "site.yml", source, layout="hosts", forks=2,
+        job = submit(client, job_body(fleet, "site.yml", source, forks=4,
                                       extra_vars={"nap": NAP}))
         job_id = job["id"]
         first = owner_of(grid, job_id, pair)
         other = next(w for w in pair if w is not first)
-        before = wait_for_mid_nap(grid, job_id, min_done=2, strict=True)
+        before = wait_for_mid_nap(grid, job_id, napping=second_wave, done=first_wave)
         assert processes_on(first.work_dir)  # its Ansible runs, which must die with it
         first.process.send_signal(signal.SIGKILL)
         first.process.wait(5)
@@ -276,22 +285,15 @@ def test_a_killed_worker_s_job_is_taken_over(grid: Grid) -> None:
     assert stream.ids == list(range(1, len(stream.events) + 1))
     rows = job_rows(grid, job_id)
     assert {name: row.status.value for name, row in rows.items()} == dict.fromkeys(
-        names, "changed")
-    done_before = {name for name, row in before.items() if row.status.finished}
-    running_then = {name for name, row in before.items() if row.status.value == "running"}
-    assert len(done_before) >= 2 and running_then
-    for name in done_before:  # untouched since the kill
+        first_wave + second_wave, "changed")
+    for name in first_wave:  # untouched since the kill
         assert (rows[name].started_at, rows[name].finished_at) == (
             before[name].started_at, before[name].finished_at), name
     record = assert_record_whole(grid, job_id)
-    for name in names:
+    for name in first_wave + second_wave:
         kinds = [row.kind for row in record if row.host == name]
-        naps = sum(1 for row in record if row.host == name and row.kind == "runner_on_start")
         assert kinds.count("host_result") == 1, (name, kinds)
-        assert naps == (2 if name in running_then else 1), (name, kinds)
-        stats = [row for row in record if row.kind == "playbook_on_stats"
-                 and f'"{name}"' in row.data_json]
-        assert len(stats) == 1, name
+        assert kinds.count("runner_on_start") == (2 if name in second_wave else 1), (name, kinds)
     flow_states = [row.data_json for row in record if row.kind == "taskflow.flow"]
     assert sum('"SUCCESS"' in state for state in flow_states) == 1
     assert grid.engine.claimed_by(job_id) is None
@@ -318,28 +320,22 @@ def job_rows(grid: Grid, job_id: int) -> dict[str, JobHost]:
             select(JobHost).where(JobHost.job_id == job_id))}
 
 
-def wait_for_mid_nap(grid: Grid, job_id: int, *, min_done: int, strict: bool = False,
+def wait_for_mid_nap(grid: Grid, job_id: int, *, napping: list[str], done: list[str],
                      timeout: float = 40) -> dict[str, JobHost]:
-    """Wait until at least ``min_done`` hosts finished (their results stored) and every
-    running host is early in its nap (its task began less than NAP - 0.8 s ago) — a moment
-    when no host is about to finish — and return the hosts as they were then. ``strict``: a
-    host counts as running from its TaskFlow task's start, not from its first Ansible event
-    (its ansible-playbook takes a moment to report), so no host is about to start either."""
+    """Wait until the ``done`` hosts have their results stored and every ``napping`` host is
+    early in its nap (it began less than NAP - 0.8 s ago) — a moment when no host is about to
+    finish — and return the hosts as they were then."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         rows = job_rows(grid, job_id)
         record = stored_events(grid, job_id)
         results = {row.host for row in record if row.kind == "host_result"}
-        done = {name for name, row in rows.items() if row.status.finished}
-        running = {name for name, row in rows.items() if row.status.value == "running"}
-        started = {row.host for row in record if row.kind == "taskflow.task" and row.host
-                   and '"RUNNING"' in row.data_json} - results if strict else running
-        napping = {row.host: row.created_at for row in record if row.kind == "runner_on_start"
-                   and row.host in started}
+        started = {row.host: row.created_at for row in record if row.kind == "runner_on_start"
+                   and row.host in napping}
         now = utcnow()
-        early = all((now - at).total_seconds() < NAP - 0.8 for at in napping.values())
-        if len(done) >= min_done and done <= results and running and \
-                set(napping) == started == running and early:
+        if set(done) <= results and all(rows[name].status.finished for name in done) and \
+                set(started) == set(napping) and \
+                all((now - at).total_seconds() < NAP - 0.8 for at in started.values()):
             return rows
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} never reached the middle of a nap")
@@ -363,20 +359,20 @@ def processes_on(work_dir: Path, grace: float = 0) -> list[str]:
 
 
 def test_a_stopped_worker_hands_its_job_over(grid: Grid) -> None:
-    """An operator stops a worker (SIGTERM) in the middle of a job: it lets its running hosts
-    finish, hands the job back to the board and exits 0; another worker resumes the job at
-    once (no waiting for the claim to expire) and no host runs twice."""
+    """An operator stops a worker (SIGTERM) in the middle of a job's first wave: it lets that
+    wave's run finish, hands the job back to the board and exits 0; another worker resumes the
+    job at once (no waiting for the claim to expire) with the second wave, and no host runs
+    twice."""
     client = grid.job_app.client
-    names = [f"db-{i}" for i in range(1, 5)]
-    fleet = make_fleet(client, names, tenant="handover")
+    fleet, first_wave, second_wave = two_waves(grid, "handover")
     source = {"path": str(grid.naps)}
     with workers(grid, "c", "d") as pair:
-        job = submit(client, job_body(fleet, "site.yml", source, layout="hosts", forks=2,
+        job = submit(client, job_body(fleet, "site.yml", source, forks=4,
                                       extra_vars={"nap": NAP}))
         job_id = job["id"]
         first = owner_of(grid, job_id, pair)
         other = next(w for w in pair if w is not first)
-        before = wait_for_mid_nap(grid, job_id, min_done=0)
+        wait_for_mid_nap(grid, job_id, napping=first_wave, done=[])
         first.process.send_signal(signal.SIGTERM)
         asked_at = time.monotonic()
         assert first.process.wait(30) == 0, first.tail()
@@ -393,11 +389,9 @@ def test_a_stopped_worker_hands_its_job_over(grid: Grid) -> None:
     assert stream.end == {"status": "succeeded", "last": len(stream.events)}, stream.end
     rows = job_rows(grid, job_id)
     assert {name: row.status.value for name, row in rows.items()} == dict.fromkeys(
-        names, "changed")
-    running_then = {name for name, row in before.items() if row.status.value == "running"}
-    assert running_then
+        first_wave + second_wave, "changed")
     record = assert_record_whole(grid, job_id)
-    for name in names:
+    for name in first_wave + second_wave:
         kinds = [row.kind for row in record if row.host == name]
         assert kinds.count("runner_on_start") == 1 and kinds.count("host_result") == 1, (
             name, kinds)

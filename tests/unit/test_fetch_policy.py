@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from craton.config import Settings
-from craton.jobs.sources import snapshot_directory
+from craton.jobs.playbooks import snapshot_directory
 from craton.sources.fetch import MAX_REDIRECTS, Fetcher, FetchFailed, FetchRefused
 from tests import services
 from tests.conftest import make_settings

@@ -25,8 +25,8 @@ from craton.api.v1 import schemas
 from craton.db.models import MAX_ID, Host, Job, JobHost
 from craton.db.scope import get_scoped, scoped_select
 from craton.errors import invalid
-from craton.jobs import service
-from craton.jobs.service import JobRequest
+from craton.jobs import queries
+from craton.jobs.submit import JobRequest, request_cancel, submit_job
 from craton.values import utcnow
 
 blp = Blueprint("jobs", __name__, url_prefix="/v1",
@@ -48,7 +48,7 @@ def job_view(job: Job, counts: dict[str, int], last_event: int) -> dict[str, Any
         "engine": job.engine, "created_by": job.created_by,
         "cancel_requested": job.cancel_requested, "message": job.message,
         "hosts": {**counts, "total": sum(counts.values())},
-        "progress": service.progress(counts), "last_event": last_event,
+        "progress": queries.progress(counts), "last_event": last_event,
         "created_at": job.created_at,
         "started_at": job.started_at, "finished_at": job.finished_at,
         "duration": (end - job.started_at).total_seconds() if job.started_at and end else None,
@@ -62,8 +62,8 @@ def _job(job_id: int) -> Job:
 
 def _shown(job: Job, status: int = 200, **headers: str) -> tuple[Any, int, dict[str, str]]:
     session = db_session()
-    counts = service.counts_for(session, [job.id])[job.id]
-    last_event = service.last_events(session, [job.id])[job.id]
+    counts = queries.counts_for(session, [job.id])[job.id]
+    last_event = queries.last_events(session, [job.id])[job.id]
     return job_view(job, counts, last_event), status, {"ETag": f'"{job.version}"', **headers}
 
 
@@ -80,8 +80,8 @@ class Jobs(MethodView):
             stmt = stmt.where(Job.status.in_(args["status"]))
         page = paginate(stmt, Job.id, args, newest_first=True)
         ids = [job.id for job in page.items]
-        counts = service.counts_for(db_session(), ids)
-        last_events = service.last_events(db_session(), ids)
+        counts = queries.counts_for(db_session(), ids)
+        last_events = queries.last_events(db_session(), ids)
         return {"items": [job_view(job, counts[job.id], last_events[job.id])
                           for job in page.items],
                 "next": page.next}
@@ -96,7 +96,7 @@ class Jobs(MethodView):
         shared = services()
         settings = shared.settings.jobs
         source = data["source"]
-        job = service.submit_job(
+        job = submit_job(
             db_session(), context(),
             JobRequest(region_id=data["region_id"], playbook=data["playbook"],
                        filters=data["filters"], source_url=source.get("url"),
@@ -124,7 +124,7 @@ class JobCancel(MethodView):
     @blp.response(202, schemas.JobSchema)
     def post(self, job_id: int) -> Any:
         """Cancel a job: running hosts stop within seconds, the rest are skipped"""
-        job = service.request_cancel(db_session(), context(), _job(job_id))
+        job = request_cancel(db_session(), context(), _job(job_id))
         if not job.status.finished:
             services().jobs.runtime.emit(job.id, "job", None,
                                          {"cancel_requested_by": context().user})
@@ -142,7 +142,7 @@ class JobHosts(MethodView):
         if args.get("status"):
             stmt = stmt.where(JobHost.status.in_(args["status"]))
         page = paginate(stmt, JobHost.host_name, args, key="host_name")
-        groups = service.direct_groups(
+        groups = queries.direct_groups(
             db_session(), [row.host_id for row in page.items if row.host_id is not None])
         return {"items": [{**_columns(row), "groups": groups.get(row.host_id, [])}
                           for row in page.items],
@@ -199,7 +199,7 @@ class HostJobs(MethodView):
         """A host's jobs, newest first, each with what became of the host in it"""
         host = get_scoped(db_session(), context(), Host, host_id)
         limit = page_size(args.get("limit"))
-        rows = service.host_jobs(db_session(), host.id, limit=limit + 1, before=args.get("marker"))
+        rows = queries.host_jobs(db_session(), host.id, limit=limit + 1, before=args.get("marker"))
         items = [{"job_id": job.id, "job_status": job.status.value, "playbook": job.playbook,
                   "region_id": job.region_id, "created_at": job.created_at,
                   "status": job_host.status.value, "current_task": job_host.current_task,
@@ -215,4 +215,4 @@ class HostStatus(MethodView):
     def get(self, host_id: int) -> Any:
         """Where a host is at: its last job, the task it is in or stopped at, the result"""
         host = get_scoped(db_session(), context(), Host, host_id)
-        return service.host_status(db_session(), host)
+        return queries.host_status(db_session(), host)

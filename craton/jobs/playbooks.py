@@ -13,12 +13,12 @@ address policy): a bare path such as ``/tmp/x`` or ``../../x`` would otherwise b
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import stat
 import subprocess
 import tarfile
+import threading
 from pathlib import Path
 
 from craton.errors import invalid
@@ -68,8 +68,13 @@ def _pin(fetcher: Fetcher, url: str | None, ref: str | None, path: str | None,
     if url:
         commit = fetcher.resolve_commit(url, ref)
         mirror = fetcher.mirror(url, commit)
-        kind = subprocess.run(["git", "cat-file", "-t", f"{commit}:{playbook}"], cwd=mirror,
-                              capture_output=True, text=True, env=fetcher.git_env())
+        try:
+            kind = subprocess.run(["git", "cat-file", "-t", f"{commit}:{playbook}"],
+                                  cwd=mirror, capture_output=True, text=True,
+                                  env=fetcher.git_env(), timeout=fetcher.sources.git_timeout)
+        except subprocess.TimeoutExpired:
+            raise FetchFailed(f"git cat-file {commit[:12]} of {url}: no answer within "
+                              f"{fetcher.sources.git_timeout}s") from None
         if kind.stdout.strip() != "blob":
             raise invalid({"playbook": f"no file {playbook!r} at commit {commit[:12]}"})
         return f"commit:{commit}"
@@ -124,7 +129,7 @@ def snapshot_directory(root: Path, cache: Path) -> str:
 
 
 def checkout(fetcher: Fetcher, url: str | None, pin: str | None, playbook: str,
-             target: Path) -> None:
+             target: Path, *, git_timeout: float) -> None:
     """Put the pinned source into ``target`` (the job's project directory)."""
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
@@ -133,13 +138,7 @@ def checkout(fetcher: Fetcher, url: str | None, pin: str | None, playbook: str,
         return
     kind, _, value = (pin or "").partition(":")
     if kind == "commit" and url:
-        mirror = fetcher.mirror(url, value)
-        archive = subprocess.run(["git", "archive", "--format=tar", value], cwd=mirror,
-                                 capture_output=True, env=fetcher.git_env())
-        if archive.returncode != 0:
-            raise FetchFailed(f"git archive {value[:12]} of {url} failed")
-        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-            tar.extractall(target, filter="data")
+        extract_commit(fetcher, fetcher.mirror(url, value), value, target, timeout=git_timeout)
         return
     if kind == "sha256":
         snapshot = fetcher.cache / "sources" / value
@@ -148,6 +147,49 @@ def checkout(fetcher: Fetcher, url: str | None, pin: str | None, playbook: str,
         shutil.copytree(snapshot, target, dirs_exist_ok=True)
         return
     raise FetchFailed(f"cannot check out a source pinned as {pin!r}")
+
+
+def extract_commit(fetcher: Fetcher, mirror: Path, commit: str, target: Path, *,
+                   timeout: float) -> None:
+    """The tree of ``commit`` in ``mirror``, streamed from ``git archive`` into ``target``:
+    never held in memory, within ``timeout`` seconds, at most MAX_FILES files and MAX_BYTES
+    bytes (a directory source's limits), every entry kept inside ``target``."""
+    process = subprocess.Popen(["git", "archive", "--format=tar", commit], cwd=mirror,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               env=fetcher.git_env())
+    timed_out = threading.Event()
+
+    def expire() -> None:
+        timed_out.set()
+        process.kill()
+
+    timer = threading.Timer(timeout, expire)
+    timer.start()
+    files = size = 0
+    try:
+        assert process.stdout is not None
+        with tarfile.open(fileobj=process.stdout, mode="r|") as tar:
+            for member in tar:
+                files += 1
+                size += max(member.size, 0)
+                if files > MAX_FILES or size > MAX_BYTES:
+                    raise FetchRefused(f"commit {commit[:12]} holds more than {MAX_FILES} "
+                                       f"files or {MAX_BYTES} bytes")
+                tar.extract(member, target, filter="data")
+        returncode = process.wait()
+    except tarfile.TarError as error:
+        if timed_out.is_set():
+            raise FetchFailed(f"git archive {commit[:12]}: not done within {timeout}s") from None
+        raise FetchFailed(f"git archive {commit[:12]} failed: {error}") from None
+    finally:
+        timer.cancel()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if timed_out.is_set():
+        raise FetchFailed(f"git archive {commit[:12]}: not done within {timeout}s")
+    if returncode != 0:
+        raise FetchFailed(f"git archive {commit[:12]} failed")
 
 
 def playbook_path(playbook: str) -> str:

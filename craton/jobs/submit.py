@@ -1,0 +1,116 @@
+"""Submitting, cancelling and pruning jobs.
+
+A job is pinned when it is submitted: its hosts (the filter's selection then), its source (a
+commit, or a snapshot digest), and its plan — which hosts wait for which through the groups'
+``depends_on`` (``craton.jobs.plan``) — so a job can be explained afterwards and a resumed run
+is the same run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from craton.config import LimitSettings, QuotaSettings
+from craton.context import Action, RequestContext
+from craton.db.models import (
+    Host,
+    HostRunStatus,
+    Job,
+    JobHost,
+    JobLayout,
+    JobStatus,
+    Quota,
+    Region,
+)
+from craton.db.scope import get_scoped
+from craton.errors import invalid
+from craton.inventory.quotas import check_quota
+from craton.inventory.select import build_filter, check_group_exists, host_conditions
+from craton.inventory.variables import encode_variables
+from craton.jobs.plan import make_plan
+from craton.jobs.playbooks import pin_source
+from craton.sources.fetch import Fetcher
+from craton.values import canonical_json, utcnow
+
+
+@dataclasses.dataclass(frozen=True)
+class JobRequest:
+    region_id: int
+    playbook: str
+    filters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    source_url: str | None = None
+    source_ref: str | None = None
+    source_path: str | None = None
+    layout: JobLayout = JobLayout.HOSTS
+    forks: int | None = None
+    check: bool = False
+    diff: bool = False
+    extra_vars: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def submit_job(session: Session, ctx: RequestContext, request: JobRequest, *, fetcher: Fetcher,
+               engine: str, default_forks: int, max_forks: int, limits: LimitSettings,
+               quotas: QuotaSettings) -> Job:
+    """Validate, pin and record a job (status pending, every host pending), if the tenant's
+    quota of concurrent jobs leaves room for it."""
+    ctx.require(Action.WRITE)
+    region = get_scoped(session, ctx, Region, request.region_id)
+    if request.layout not in list(JobLayout):
+        raise invalid({"layout": f"must be one of {', '.join(JobLayout)}"})
+    forks = request.forks if request.forks is not None else default_forks
+    if not 1 <= forks <= max_forks:
+        raise invalid({"forks": f"must be between 1 and {max_forks}"})
+    encode_variables(request.extra_vars, limits, "extra_vars")
+    flt = build_filter(request.filters, region.id)
+    check_group_exists(session, ctx, flt)
+    hosts = session.execute(select(Host.id, Host.name).where(*host_conditions(flt))
+                            .order_by(Host.name)).all()
+    if not hosts:
+        raise invalid({"filters": "select no host in the region"})
+    check_quota(session, region.tenant_id, Quota.CONCURRENT_JOBS, 1, quotas)
+    pin = pin_source(fetcher.for_tenant(region.tenant_id), request.source_url,
+                     request.source_ref, request.source_path, request.playbook)
+    plan = make_plan(session, ctx, region.id, dict(hosts))
+    job = Job(
+        region_id=region.id, status=JobStatus.PENDING, playbook=request.playbook,
+        source_url=request.source_url or (f"file://{request.source_path}"
+                                          if request.source_path else None),
+        source_ref=request.source_ref, source_pin=pin, layout=request.layout,
+        filters_json=canonical_json({k: v for k, v in flt.as_query().items()
+                                     if k != "region_id"}),
+        plan_json=canonical_json(plan), forks=forks, check_mode=request.check,
+        diff_mode=request.diff, extra_vars_json=canonical_json(dict(request.extra_vars)),
+        engine=engine, created_by=ctx.user, cancel_requested=False,
+    )
+    session.add(job)
+    session.flush()
+    session.execute(insert(JobHost.__table__), [
+        {"job_id": job.id, "host_name": name, "host_id": host_id,
+         "status": HostRunStatus.PENDING} for host_id, name in hosts])
+    return job
+
+
+def request_cancel(session: Session, ctx: RequestContext, job: Job) -> Job:
+    ctx.require(Action.WRITE)
+    if not job.status.finished and not job.cancel_requested:
+        job.cancel_requested = True
+        session.flush()
+    return job
+
+
+def prune_jobs(session: Session, older_than: dt.timedelta) -> list[int]:
+    """Delete finished jobs that ended before now - ``older_than`` (their hosts and events go
+    with them). Returns the ids deleted."""
+    cutoff = utcnow() - older_than
+    doomed = list(session.scalars(select(Job.id).where(
+        Job.status.in_([s for s in JobStatus if s.finished]), Job.finished_at < cutoff)))
+    if doomed:
+        session.execute(delete(Job).where(Job.id.in_(doomed))
+                        .execution_options(synchronize_session=False))
+    return doomed
