@@ -499,4 +499,3 @@ VARIABLE_MODELS: dict[type, type[_VariableRow]] = {
     Group: GroupVariable,
     Host: HostVariable,
 }
-VERSIONED_MODELS = (Tenant, Region, Host, Group, Secret, Reference, Job)
