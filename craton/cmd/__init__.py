@@ -1,1 +1,1 @@
-"""Console scripts: craton-api, craton-manage."""
+"""Console scripts: craton-api, craton-manage, craton-worker."""

@@ -1,4 +1,4 @@
-"""craton-api: serve the API (and, later, the web pages) with gunicorn."""
+"""craton-api: serve the API and the web pages (``/ui/``) with gunicorn."""
 
 from __future__ import annotations
 
