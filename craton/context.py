@@ -45,9 +45,6 @@ class RequestContext:
         if not self.can(action):
             raise Forbidden(f"the caller's roles do not allow {action.value}")
 
-    def sees_tenant(self, tenant_id: int) -> bool:
-        return self.tenant_id is None or self.tenant_id == tenant_id
-
 
 ADMIN = RequestContext(tenant_id=None, user="admin", roles=frozenset({"admin"}), is_admin=True)
 """The context of operator tooling (craton-manage, the demo loader)."""

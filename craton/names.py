@@ -28,6 +28,11 @@ SSH_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 FQDN_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 RESERVED_GROUPS = frozenset({"all", "ungrouped"})
+
+WORD_RULE = ("may contain only letters, digits, '.', '-' and '_', and must start and end with a "
+             "letter, digit or '_'")
+"""What HOST_NAME and SLUG allow, as a refusal says it."""
+
 MAX_VARIABLE_KEY = 255
 
 
@@ -46,11 +51,7 @@ def _pattern_problem(value: object, pattern: re.Pattern[str], what: str) -> str 
 
 
 def host_name_problem(name: object) -> str | None:
-    return _pattern_problem(
-        name, HOST_NAME,
-        "may contain only letters, digits, '.', '-' and '_', and must start and end with a "
-        "letter, digit or '_'",
-    )
+    return _pattern_problem(name, HOST_NAME, WORD_RULE)
 
 
 def group_name_problem(name: object) -> str | None:
@@ -65,11 +66,7 @@ def group_name_problem(name: object) -> str | None:
 
 
 def slug_problem(name: object) -> str | None:
-    return _pattern_problem(
-        name, SLUG,
-        "may contain only letters, digits, '.', '-' and '_', and must start and end with a "
-        "letter, digit or '_'",
-    )
+    return _pattern_problem(name, SLUG, WORD_RULE)
 
 
 def tenant_name_problem(name: object) -> str | None:

@@ -1,4 +1,4 @@
-"""craton-api: serve the API (and, later, the web pages) with gunicorn."""
+"""craton-api: serve the API and the web pages (``/ui/``) with gunicorn."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from craton.cmd import sandbox_ready
 from craton.config import ConfigError, Settings, load_settings
 
 
@@ -86,15 +87,9 @@ def main(argv: list[str] | None = None) -> int:
               "only allowed on a loopback address", file=sys.stderr)
         return 2
     from craton.db import migrate
-    from craton.jobs import sandbox
 
-    if settings.jobs.sandbox:
-        try:
-            sandbox.check_available()
-        except sandbox.SandboxUnavailable as error:
-            print(f"craton-api: {error}", file=sys.stderr)
-            return 2
-    sandbox.warn_if_off(settings.jobs.sandbox)
+    if not sandbox_ready(settings, "craton-api"):
+        return 2
     problem = migrate.schema_problem_at(settings.database_url)
     if problem:
         print(f"craton-api: {problem}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""craton-manage: operate a Craton installation (database, configuration, demo data)."""
+"""craton-manage: operate a Craton installation (database, configuration, demo data, jobs, the
+API document)."""
 
 from __future__ import annotations
 

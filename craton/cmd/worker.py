@@ -17,6 +17,7 @@ import sys
 import threading
 from types import FrameType
 
+from craton.cmd import sandbox_ready
 from craton.config import ConfigError, Settings, load_settings, without_password
 
 LOG = logging.getLogger("craton.worker")
@@ -46,15 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=settings.DEFAULT.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up chatter
-    from craton.jobs import sandbox
-
-    if settings.jobs.sandbox:
-        try:
-            sandbox.check_available()
-        except sandbox.SandboxUnavailable as error:
-            print(f"craton-worker: {error}", file=sys.stderr)
-            return 2
-    sandbox.warn_if_off(settings.jobs.sandbox)
+    if not sandbox_ready(settings, "craton-worker"):
+        return 2
     return serve(settings, args.name)
 
 

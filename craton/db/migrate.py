@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -16,18 +13,14 @@ from taskflow.persistence.backends.sqlalchemy import tables as taskflow_tables
 from craton.db.models import Base
 from craton.db.session import make_engine
 
-
-def script_location() -> Path:
-    """The migrations: alembic/ of a source checkout, else where an install put them."""
-    checkout = Path(__file__).resolve().parents[2] / "alembic"
-    if (checkout / "env.py").is_file():
-        return checkout
-    return Path(sys.prefix) / "share" / "craton" / "alembic"
+SCRIPT_LOCATION = "craton.db:migrations"
+"""The migrations, as a resource of this package: Alembic finds them wherever craton is
+imported from (a wheel's install, or the checkout of an editable one)."""
 
 
 def alembic_config(engine: Engine) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(script_location()))
+    config.set_main_option("script_location", SCRIPT_LOCATION)
     config.set_main_option("sqlalchemy.url",
                            engine.url.render_as_string(hide_password=False).replace("%", "%%"))
     return config

@@ -1,5 +1,5 @@
-"""The inventory schema: tenants → regions → hosts and groups, their variables, secrets and
-references.
+"""The schema: tenants → regions → hosts and groups, their variables, secrets and references;
+and the jobs run over them, with each job's hosts and events.
 
 Conventions, kept by every table so MariaDB/Galera and SQLite behave alike:
 - every table has a primary key and is InnoDB with utf8mb4 and a binary collation on MariaDB,
@@ -508,4 +508,3 @@ VARIABLE_MODELS: dict[type, type[_VariableRow]] = {
     Group: GroupVariable,
     Host: HostVariable,
 }
-VERSIONED_MODELS = (Tenant, Region, Host, Group, Secret, Reference, Job)

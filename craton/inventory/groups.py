@@ -157,10 +157,7 @@ def add_hosts(session: Session, ctx: RequestContext, group: Group, host_ids: Seq
     for chunk in chunked(new):
         session.execute(insert(HostGroup.__table__),
                         [{"group_id": group.id, "host_id": host_id} for host_id in chunk])
-    if new:
-        bump_versions(session, Host, new)
-        bump_versions(session, Group, [group.id])
-        _reload(session)
+    _members_changed(session, group, new)
     return new
 
 
@@ -176,11 +173,17 @@ def remove_hosts(session: Session, ctx: RequestContext, group: Group, host_ids: 
             session.execute(delete(HostGroup).where(HostGroup.group_id == group.id,
                                                     HostGroup.host_id.in_(members)))
             removed.extend(members)
-    if removed:
-        bump_versions(session, Host, removed)
+    _members_changed(session, group, removed)
+    return removed
+
+
+def _members_changed(session: Session, group: Group, host_ids: list[int]) -> None:
+    """Membership is part of both sides' representation: move the ETags of ``group`` and of
+    the hosts that joined or left it."""
+    if host_ids:
+        bump_versions(session, Host, host_ids)
         bump_versions(session, Group, [group.id])
         _reload(session)
-    return removed
 
 
 def add_children(session: Session, ctx: RequestContext, group: Group, refs: Sequence[Ref]

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy import ColumnElement, Select, and_, select
 from sqlalchemy.orm import Session
 
 from craton.context import RequestContext
@@ -197,8 +197,3 @@ def host_conditions(flt: HostFilter) -> list[ColumnElement[bool]]:
 def select_hosts(ctx: RequestContext, flt: HostFilter) -> Select[tuple[Host]]:
     """``SELECT hosts`` matching ``flt`` among those ``ctx`` may see, in id order."""
     return scoped_select(ctx, Host).where(*host_conditions(flt)).order_by(Host.id)
-
-
-def count_hosts(session: Session, ctx: RequestContext, flt: HostFilter) -> int:
-    stmt = select(func.count()).select_from(select_hosts(ctx, flt).order_by(None).subquery())
-    return int(session.scalar(stmt) or 0)

@@ -96,10 +96,6 @@ def encode_variables(variables: Mapping[str, Any], limits: LimitSettings,
     return encoded
 
 
-def variables_of(owner: Owner) -> dict[str, Any]:
-    return {row.key: row.value for row in owner.variable_rows}
-
-
 def touch(owner: Owner) -> None:
     """Mark a stored ``owner`` changed so its version (and so its ETag) moves on at flush."""
     if inspect(owner).persistent:

@@ -1,6 +1,6 @@
 """An installed wheel (not a source checkout) carries its migrations, its web pages and the demo
-playbook: craton-manage db upgrade and demo load work from a plain install, and the pages are
-served."""
+playbook: its craton-manage upgrades a database with the migrations inside the installed
+package, demo load works from a plain install, and the pages are shipped."""
 
 from __future__ import annotations
 
@@ -31,16 +31,19 @@ def test_installed_wheel_migrates_a_database(tmp_path: Path) -> None:
     dependencies = sysconfig.get_paths()["purelib"]
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": dependencies,
            "CRATON_DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path)}
-    done = subprocess.run([str(target / "bin" / "python"), "-m", "craton.cmd.manage", "db",
-                           "upgrade"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    done = subprocess.run([str(target / "bin" / "craton-manage"), "db", "upgrade"],
+                          env=env, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     head = migrate.head_revision(make_engine("sqlite://"))
     assert f"database at revision {head}" in done.stdout
     located = subprocess.run(
         [str(target / "bin" / "python"), "-c",
-         "import craton.db.migrate as m; print(m.script_location())"],
+         "from alembic.script import ScriptDirectory; from sqlalchemy import create_engine; "
+         "import craton.db.migrate as m; "
+         "print(ScriptDirectory.from_config(m.alembic_config(create_engine('sqlite://'))).dir)"],
         env=env, capture_output=True, text=True, cwd=tmp_path, check=True).stdout.strip()
-    assert located == str(target / "share" / "craton" / "alembic")
+    installed = sysconfig.get_paths(vars={"base": str(target), "platbase": str(target)})
+    assert located == str(Path(installed["purelib"]) / "craton" / "db" / "migrations")
 
     with zipfile.ZipFile(wheel) as archive:
         shipped = set(archive.namelist())
