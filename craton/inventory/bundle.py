@@ -26,8 +26,9 @@ stored and costs a tenth of emitting YAML.
 
 Determinism: entries come in a fixed order (groups by name, hosts by name, files within a host
 by path, manifest last) with fixed mtimes, owners and modes, and the gzip header carries no
-timestamp; so the same inventory state gives the same bytes, and the ETag — a digest of the ids
-and versions of everything read plus the references' pins — is known before any byte is built.
+timestamp; so the same inventory state gives the same bytes, and the ETag — a digest of the
+request, the region's inventory version and the references' pins — is known before any host is
+read.
 
 Cost: about a dozen queries whatever the number of hosts; host variables are streamed from one
 query, so memory grows with the host list, not with the variables.
@@ -66,7 +67,13 @@ from craton.inventory.resolve import (
     resolve_fast,
 )
 from craton.inventory.select import HostFilter, check_group_exists, host_conditions
-from craton.inventory.snapshot import RegionSnapshot, key_file_path, load_snapshot
+from craton.inventory.snapshot import (
+    RegionHead,
+    RegionSnapshot,
+    complete_snapshot,
+    key_file_path,
+    load_head,
+)
 from craton.names import group_name_problem, host_name_problem, slug_problem
 from craton.secrets.backends import SecretBackend
 from craton.sources.fetch import Fetcher
@@ -122,19 +129,36 @@ class Entry:
 
 class PreparedBundle:
     """Everything needed to answer: the ETag at once, the bytes on demand. Owns a read session
-    (one consistent snapshot) until ``stream()`` ends or ``close()`` is called."""
+    (one consistent snapshot) until ``stream()`` ends or ``close()`` is called.
 
-    def __init__(self, session: Session, spec: BundleSpec, snapshot: RegionSnapshot,
-                 hosts: list[HostRecord], secrets: list[SecretRecord],
+    The ETag is known from the region's inventory version and its references' pins alone;
+    the groups, hosts and secrets are read by :meth:`load` (which ``stream`` and ``write_to``
+    call), so answering a 304 reads none of them."""
+
+    def __init__(self, session: Session, spec: BundleSpec, head: RegionHead,
                  include_secrets: bool, backend: SecretBackend) -> None:
         self.session = session
         self.spec = spec
-        self.snapshot = snapshot
-        self.hosts = hosts
-        self.secrets = secrets
+        self.head = head
         self.include_secrets = include_secrets
         self.backend = backend
         self.etag = self._fingerprint()
+        self._loaded = False
+        self.snapshot: RegionSnapshot
+        self.hosts: list[HostRecord]
+        self.secrets: list[SecretRecord]
+
+    def load(self) -> None:
+        """Read the groups, hosts and secrets and check their names, so that whatever would
+        refuse the bundle is raised before its first byte is sent."""
+        if self._loaded:
+            return
+        self.snapshot = complete_snapshot(self.session, self.head)
+        self.hosts = _load_hosts(self.session, self.spec.filter)
+        self.secrets = _load_secrets(self.session, self.spec.filter) \
+            if self.include_secrets else []
+        check_archive_names(self.snapshot, self.hosts, self.secrets)
+        self._loaded = True
 
     @property
     def content_type(self) -> str:
@@ -143,7 +167,7 @@ class PreparedBundle:
     @property
     def filename(self) -> str:
         suffix = "" if self.spec.format == "json" else f"-{self.spec.layout}"
-        return f"craton-{self.snapshot.name}{suffix}.{self.spec.format}"
+        return f"craton-{self.head.name}{suffix}.{self.spec.format}"
 
     def close(self) -> None:
         self.session.close()
@@ -151,6 +175,7 @@ class PreparedBundle:
     def stream(self) -> Iterator[bytes]:
         """The bundle's bytes, in pieces, then the session is released."""
         try:
+            self.load()
             if self.spec.format == "json":
                 yield from _stream_json(self)
             else:
@@ -162,6 +187,7 @@ class PreparedBundle:
     def write_to(self, directory: Path) -> None:
         """Materialize the bundle as files under ``directory`` (what a job runs on)."""
         try:
+            self.load()
             for entry in self.entries():
                 target = directory / safe_path(entry.path)
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -267,15 +293,16 @@ class PreparedBundle:
         }
 
     def _fingerprint(self) -> str:
+        """A digest of what decides the bundle's bytes: the request (selection, layout,
+        format, secrets or not), the region's inventory version — which every write that
+        could change a bundle of the region moves on — and what each reference was fetched
+        at."""
         state = {
             "bundle_format": BUNDLE_FORMAT, "craton": __version__,
             "spec": [self.spec.layout, self.spec.format, self.spec.filter.as_query()],
             "secrets": self.include_secrets,
-            "region": [self.snapshot.id, self.snapshot.version],
-            "groups": self.snapshot.group_versions,
-            "references": [[r.id, r.version, r.pin] for r in self.snapshot.references],
-            "hosts": [[h.id, h.version] for h in self.hosts],
-            "host_secrets": [[s.id, s.version] for s in self.secrets],
+            "region": [self.head.id, self.head.inventory_version],
+            "references": [[r.id, r.pin] for r in self.head.references],
         }
         digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
         return f'"b{BUNDLE_FORMAT}-{digest[:40]}"'
@@ -283,21 +310,19 @@ class PreparedBundle:
 
 def prepare_bundle(db: Database, ctx: RequestContext, spec: BundleSpec, fetcher: Fetcher | None,
                    backend: SecretBackend) -> PreparedBundle:
-    """Read what the bundle needs (references fetched, names checked) and compute its ETag."""
+    """Read what the bundle is known by (the region, its references fetched) and compute its
+    ETag; the rest is read when the bundle is built (:meth:`PreparedBundle.load`)."""
     if spec.layout not in LAYOUTS:
         raise InvalidInput(f"layout: must be one of {', '.join(LAYOUTS)}",
                            fields={"layout": f"must be one of {', '.join(LAYOUTS)}"})
     session = db.snapshot_session()
     try:
-        snapshot = load_snapshot(session, ctx, spec.region_id, fetcher)
+        head = load_head(session, ctx, spec.region_id, fetcher)
         spec = dataclasses.replace(
-            spec, filter=dataclasses.replace(spec.filter, region_id=snapshot.id))
+            spec, filter=dataclasses.replace(spec.filter, region_id=head.id))
         check_group_exists(session, ctx, spec.filter)
-        hosts = _load_hosts(session, spec.filter)
         include_secrets = spec.format != "json" and ctx.can(Action.REVEAL_SECRETS)
-        secrets = _load_secrets(session, spec.filter) if include_secrets else []
-        check_archive_names(snapshot, hosts, secrets)
-        return PreparedBundle(session, spec, snapshot, hosts, secrets, include_secrets, backend)
+        return PreparedBundle(session, spec, head, include_secrets, backend)
     except BaseException:
         session.close()
         raise
