@@ -157,7 +157,7 @@ def _fetch_references(session: Session, region_id: int,
             pin, variables = "unfetched:", {}
         else:
             try:
-                result = fetcher.fetch(row.url, row.ref, row.path)
+                result = fetcher.fetch_recent(row.url, row.ref, row.path)
                 variables = parse_variables_file(result.content, fetcher.limits)
             except CratonError as error:
                 raise type(error)(f"{what}: {error.message}",

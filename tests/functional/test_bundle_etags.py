@@ -9,6 +9,7 @@ User story: a client polls ``GET /v1/inventory/<region>.tgz`` with If-None-Match
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from craton.api import create_app
 from craton.db.models import Host, HostVariable
 from craton.db.session import Database
 from craton.values import value_digest
-from tests.conftest import Client, counting_queries
-from tests.functional.bundle_helpers import fetch
+from tests.conftest import Client, counting_queries, make_settings
+from tests.functional.bundle_helpers import download, fetch
 
 Body = dict[str, Any]
 VARIANTS = [("tgz", "hosts"), ("zip", "ansible"), ("json", "hosts")]
@@ -260,3 +262,35 @@ def test_if_none_match_reads_no_host(world: World, database: Database, fmt: str,
                   "group_children"):
         assert f"from {table}" not in read and f"join {table}" not in read, (table, statements)
     assert len(statements) <= 6, statements
+
+
+def test_reference_pins_are_reused_for_refresh_seconds(database: Database, tmp_path: Path
+                                                       ) -> None:
+    """With ``[sources] refresh_seconds``, what a reference was fetched at is reused for that
+    long — a 304 then costs no fetch, and the bundle it stands for is built from the same
+    fetch — and fetched again after it."""
+    settings = make_settings(tmp_path)
+    settings = dataclasses.replace(
+        settings, sources=dataclasses.replace(settings.sources, refresh_seconds=60))
+    app = create_app(settings, database=database)
+    try:
+        client = Client(app.test_client())
+        tenant = client.create("/v1/tenants", {"name": "acme"})
+        world = World(client, client.create(f"/v1/tenants/{tenant['id']}/regions",
+                                            {"name": "dfw"}), tmp_path / "data")
+        fetcher = app.extensions["craton"].fetcher
+        now = [1000.0]
+        fetcher.clock = lambda: now[0]
+        before = world.etags()
+        world.ref_file.write_text("from_file: 2\n")
+        now[0] += 59
+        assert world.etags() == before
+        bundle = download(client, world.rid, "tgz", layout="ansible")
+        assert bundle.json("inventory/group_vars/a/_references/web.json") == {"from_file": 1}
+        now[0] += 2
+        after = world.etags()
+        assert all(after[v] != before[v] for v in before)
+        bundle = download(client, world.rid, "tgz", layout="ansible")
+        assert bundle.json("inventory/group_vars/a/_references/web.json") == {"from_file": 2}
+    finally:
+        app.extensions["craton"].close()
