@@ -31,11 +31,14 @@ _UNSAFE_CHARACTER = re.compile(r"[\x00-\x1f\x7f\\]")
 
 def safe_path(path: str) -> str:
     """``path`` if it stays inside the bundle root; ValueError otherwise."""
-    if not path or path[0] == "/" or _UNSAFE_CHARACTER.search(path) or any(
-            part in ("", ".", "..") or len(part) > 255 for part in path.split("/")):
+    parts = path.split("/")
+    if not path or path[0] == "/" or _UNSAFE_CHARACTER.search(path) or \
+            not _UNSAFE_PARTS.isdisjoint(parts) or max(map(len, parts)) > 255:
         raise ValueError(f"unsafe bundle path {path!r}")
     return path
 
+
+_UNSAFE_PARTS = frozenset({"", ".", ".."})
 
 
 @dataclasses.dataclass

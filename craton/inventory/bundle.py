@@ -41,9 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import json
-import operator
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -102,7 +100,6 @@ class BundleSpec:
 class HostRecord:
     id: int
     name: str
-    version: int
     ip_address: str | None
     fqdn: str | None
     ssh_port: int | None
@@ -113,7 +110,6 @@ class HostRecord:
 @dataclasses.dataclass(frozen=True, slots=True)
 class SecretRecord:
     id: int
-    version: int
     host_id: int
     name: str
     kind: SecretKind
@@ -209,14 +205,17 @@ class PreparedBundle:
             .where(*host_conditions(self.spec.filter))
             .order_by(Host.name, HostVariable.key)
         )
-        by_host = itertools.groupby(self._stream(stmt, STREAM_ROWS), key=operator.itemgetter(0))
-        pending = next(by_host, None)
-        for host in self.hosts:
-            if pending is not None and pending[0] == host.id:
-                yield host, {key: value for _, key, value in pending[1]}
-                pending = next(by_host, None)
-            else:
-                yield host, {}
+        hosts = iter(self.hosts)
+        host = next(hosts, None)
+        own: dict[str, str] = {}
+        for host_id, key, value in raw_rows(self.session, stmt):
+            while host is not None and host.id != host_id:
+                yield host, own
+                host, own = next(hosts, None), {}
+            own[key] = value
+        while host is not None:
+            yield host, own
+            host, own = next(hosts, None), {}
 
     def facts(self, host: HostRecord, own: dict[str, str]) -> HostFacts:
         key = self.key_files.get(host.id)
@@ -252,8 +251,10 @@ class PreparedBundle:
     def _stream(self, stmt: Any, rows: int) -> Iterator[Any]:
         """Rows of a plain column query through Core (no ORM row processing), fetched from a
         server-side cursor ``rows`` at a time."""
-        result = self.session.connection().execution_options(
-            stream_results=True, yield_per=rows).execute(stmt)
+        # Options for this statement only: Connection.execution_options would set them on
+        # the session's connection for every statement after it.
+        result = self.session.connection().execute(
+            stmt, execution_options={"stream_results": True, "yield_per": rows})
         for partition in result.partitions():
             yield from partition
 
@@ -323,24 +324,44 @@ def prepare_bundle(db: Database, ctx: RequestContext, spec: BundleSpec, fetcher:
 def _load_hosts(session: Session, flt: HostFilter) -> list[HostRecord]:
     conditions = host_conditions(flt)
     memberships: dict[int, list[int]] = defaultdict(list)
-    connection = session.connection()
-    for host_id, group_id in connection.execute(
-            select(HostGroup.host_id, HostGroup.group_id).join(Host, Host.id == HostGroup.host_id)
-            .where(*conditions)).all():
+    for host_id, group_id in raw_rows(session, select(HostGroup.host_id, HostGroup.group_id)
+                                      .join(Host, Host.id == HostGroup.host_id)
+                                      .where(*conditions)):
         memberships[host_id].append(group_id)
     shared: dict[frozenset[int], frozenset[int]] = {}
     hosts: list[HostRecord] = []
-    for row in connection.execute(
-            select(Host.id, Host.name, Host.version, Host.ip_address, Host.fqdn, Host.ssh_port,
-                   Host.ssh_user).where(*conditions).order_by(Host.name)).all():
+    for row in raw_rows(session, select(Host.id, Host.name, Host.ip_address, Host.fqdn,
+                                        Host.ssh_port, Host.ssh_user)
+                        .where(*conditions).order_by(Host.name)):
         groups = frozenset(memberships.get(row[0], ()))
         hosts.append(HostRecord(*row, groups=shared.setdefault(groups, groups)))
     return hosts
 
 
+def raw_rows(session: Session, stmt: Any, rows: int = STREAM_ROWS) -> Iterator[tuple[Any, ...]]:
+    """Rows of a query whose columns need no conversion (integers and text), ``rows`` at a
+    time. On SQLite they are the driver's own tuples — a Row object each would cost more
+    than the rest of the row's way into the archive — read straight from its cursor, which
+    steps through the result as it is read (SQLAlchemy reads ahead of the cursor only when
+    asked to stream). Elsewhere they come from a server-side cursor, through SQLAlchemy."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        result = connection.execute(
+            stmt, execution_options={"stream_results": True, "yield_per": rows})
+        for partition in result.partitions():
+            yield from partition
+        return
+    result = connection.execute(stmt)
+    try:
+        while batch := result.cursor.fetchmany(rows):
+            yield from batch
+    finally:
+        result.close()
+
+
 def _load_secrets(session: Session, flt: HostFilter) -> list[SecretRecord]:
     return [SecretRecord(*row) for row in session.connection().execute(
-        select(Secret.id, Secret.version, Secret.host_id, Secret.name, Secret.kind)
+        select(Secret.id, Secret.host_id, Secret.name, Secret.kind)
         .join(Host, Host.id == Secret.host_id).where(*host_conditions(flt))
         .order_by(Secret.id))]
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from craton.inventory.archive import Entry
-from craton.inventory.resolve import PRIORITY, GroupGraph, derived_variables, resolve_fast
+from craton.inventory.resolve import PRIORITY, GroupGraph, derived_variables
 from craton.inventory.snapshot import RegionSnapshot
 
 if TYPE_CHECKING:
@@ -24,6 +24,13 @@ def vars_file(variables: dict[str, str]) -> bytes:
         return b"{}\n"
     lines = ",\n".join(f'  "{key}": {variables[key]}' for key in sorted(variables))
     return ("{\n" + lines + "\n}\n").encode()
+
+
+def _vars_file_of_lines(lines: dict[str, str]) -> bytes:
+    """:func:`vars_file` of variables given as their lines (key → ``  "key": value``)."""
+    if not lines:
+        return b"{}\n"
+    return ("{\n" + ",\n".join([lines[key] for key in sorted(lines)]) + "\n}\n").encode()
 
 
 def ansible_layout(bundle: PreparedBundle) -> Iterator[Entry]:
@@ -56,15 +63,26 @@ def ansible_layout(bundle: PreparedBundle) -> Iterator[Entry]:
 def per_host_layout(bundle: PreparedBundle) -> Iterator[Entry]:
     snapshot, graph = bundle.snapshot, bundle.snapshot.graph
     templates: dict[frozenset[int], str] = {}
+    shared_lines: dict[frozenset[int], dict[str, str]] = {}
+    placeholder = json.dumps(_PLACEHOLDER)
 
     def one_host_yml(host: HostRecord) -> bytes:
         """Hosts in the same groups share one hosts.yml but for their name."""
-        if host.groups not in templates:
-            placeholder = dataclasses.replace(host, name=_PLACEHOLDER)
-            templates[host.groups] = hosts_yml(graph, [placeholder], snapshot,
-                                               priorities=False).decode()
-        return templates[host.groups].replace(json.dumps(_PLACEHOLDER),
-                                              json.dumps(host.name)).encode()
+        template = templates.get(host.groups)
+        if template is None:
+            stand_in = dataclasses.replace(host, name=_PLACEHOLDER)
+            template = templates[host.groups] = hosts_yml(graph, [stand_in], snapshot,
+                                                          priorities=False).decode()
+        return template.replace(placeholder, json.dumps(host.name)).encode()
+
+    def group_lines(groups: frozenset[int]) -> dict[str, str]:
+        """The lines of what the region and the groups give a host (what resolve_fast merges
+        below the host's own), formatted once for all the hosts in the same groups."""
+        found = shared_lines.get(groups)
+        if found is None:
+            merged = {**snapshot.variables, **graph.merged_groups(groups)}
+            found = shared_lines[groups] = {k: f'  "{k}": {v}' for k, v in merged.items()}
+        return found
 
     contents: dict[int, list[tuple[SecretRecord, bytes]]] = defaultdict(list)
     for secret, content in bundle.secret_contents():
@@ -77,8 +95,11 @@ def per_host_layout(bundle: PreparedBundle) -> Iterator[Entry]:
         if key is not None:
             yield Entry(f"{base}/env/ssh_key",
                         next(c for s, c in host_contents if s.id == key.id), 0o600)
-        resolved = resolve_fast(snapshot.variables, graph, host.groups, facts)
-        yield Entry(f"{base}/inventory/host_vars/{host.name}.json", vars_file(resolved))
+        lines = dict(group_lines(host.groups))
+        for variables in (derived_variables(facts), own):
+            for k, v in variables.items():
+                lines[k] = f'  "{k}": {v}'
+        yield Entry(f"{base}/inventory/host_vars/{host.name}.json", _vars_file_of_lines(lines))
         yield Entry(f"{base}/inventory/hosts.yml", one_host_yml(host))
         for secret, content in sorted(host_contents, key=lambda pair: pair[0].name):
             yield Entry(f"{base}/secrets/{host.name}/{secret.name}", content, 0o600)
