@@ -57,8 +57,11 @@ OWNERS: dict[str, tuple[str, str]] = {
 """Each inventory table: what kind of object its rows belong to, and the column naming it."""
 
 UNSEEN = frozenset({"created_at", "updated_at", "version", "description", "last_seen_at",
-                    "job_id"})
-"""Columns no bundle shows and no bundle filter reads: changing only these bumps nothing."""
+                    "job_id", "reachable"})
+"""Columns no bundle shows: changing only these bumps nothing. ``reachable`` is read by the
+``reachable`` filter alone, and every job writes it, so a bundle filtered on it adds the hosts
+it selects to its ETag instead (``craton.inventory.bundle``) — a job's reachability write-back
+does not make every other bundle of the region stale."""
 
 _BUMPED = "craton.bumped_regions"
 _TABLES = {"region": Region.__table__, "host": Host.__table__, "group": Group.__table__}

@@ -130,6 +130,7 @@ class PreparedBundle:
         self.head = head
         self.include_secrets = include_secrets
         self.backend = backend
+        self._reachability = _reachability(session, spec.filter)
         self.etag = self._fingerprint()
         self._loaded = False
         self.snapshot: RegionSnapshot
@@ -288,14 +289,15 @@ class PreparedBundle:
     def _fingerprint(self) -> str:
         """A digest of what decides the bundle's bytes: the request (selection, layout,
         format, secrets or not), the region's inventory version — which every write that
-        could change a bundle of the region moves on — and what each reference was fetched
-        at."""
+        could change a bundle of the region moves on — what each reference was fetched at,
+        and for a selection by ``reachable``, the hosts it selects."""
         state = {
             "bundle_format": BUNDLE_FORMAT, "craton": __version__,
             "spec": [self.spec.layout, self.spec.format, self.spec.filter.as_query()],
             "secrets": self.include_secrets,
             "region": [self.head.id, self.head.inventory_version],
             "references": [[r.id, r.pin] for r in self.head.references],
+            "reachable": self._reachability,
         }
         digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
         return f'"b{BUNDLE_FORMAT}-{digest[:40]}"'
@@ -319,6 +321,19 @@ def prepare_bundle(db: Database, ctx: RequestContext, spec: BundleSpec, fetcher:
     except BaseException:
         session.close()
         raise
+
+
+def _reachability(session: Session, flt: HostFilter) -> str | None:
+    """For a selection by ``reachable``: a digest of the hosts it selects. Jobs write that
+    field without moving the region's inventory version (see craton.db.inventory_version),
+    so only such a bundle's ETag reads the hosts — their ids."""
+    if flt.reachable is None:
+        return None
+    digest = hashlib.sha256()
+    for (host_id,) in raw_rows(session, select(Host.id).where(*host_conditions(flt))
+                               .order_by(Host.id)):
+        digest.update(b"%d," % host_id)
+    return digest.hexdigest()
 
 
 def _load_hosts(session: Session, flt: HostFilter) -> list[HostRecord]:

@@ -218,27 +218,33 @@ def test_reads_no_ops_and_other_regions_keep_the_etag(world: World, kind: str) -
         assert cached.status_code == 304, (kind, fmt, layout)
 
 
-def test_job_write_backs_move_the_etag_and_last_seen_does_not(world: World,
-                                                              database: Database) -> None:
-    """The job engine writes hosts outside the API: a host's reachability (a bundle filter)
-    and its ``craton_audit`` variables move the ETag; when it was last seen does not."""
+def test_job_write_backs(world: World, database: Database) -> None:
+    """The job engine writes hosts outside the API. Its ``craton_audit`` variables move the
+    ETag. A host's reachability, which every job writes and no bundle shows, moves only the
+    ETag of a bundle selected by ``reachable``; when a host was last seen moves none."""
     host_id = world.hosts["h1"]
-    before = world.etags()
+
+    def unreachable_etag() -> str:
+        response = fetch(world.client, world.rid, "tgz", reachable="false")
+        assert response.status_code == 200
+        return response.headers["ETag"]
+
+    before, selected = world.etags(), unreachable_etag()
     with database.transaction() as session:
         session.execute(update(Host).where(Host.id.in_([host_id])).values(
             last_seen_at=Host.created_at).execution_options(synchronize_session=False))
-    assert world.etags() == before
+    assert (world.etags(), unreachable_etag()) == (before, selected)
     with database.transaction() as session:
         session.execute(update(Host).where(Host.id.in_([host_id])).values(
             reachable=False).execution_options(synchronize_session=False))
-    reachability = world.etags()
-    assert all(reachability[v] != before[v] for v in before)
+    assert world.etags() == before
+    assert unreachable_etag() != selected
     with database.transaction() as session:
         text = '"2026-12-05"'
         session.add(HostVariable(host_id=host_id, key="converged_at", value_json=text,
                                  value_digest=value_digest(text)))
     audited = world.etags()
-    assert all(audited[v] != reachability[v] for v in before)
+    assert all(audited[v] != before[v] for v in before)
     with database.transaction() as session:
         row = session.scalar(select(HostVariable).where(HostVariable.host_id == host_id,
                                                         HostVariable.key == "converged_at"))
