@@ -103,13 +103,15 @@ def bump(session: Session, owners: Iterable[tuple[str, int | None]]) -> None:
 
 def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
     owners: list[tuple[str, int | None]] = []
-    for obj in (*session.new, *session.deleted, *session.dirty):
+    changed = [(obj, False) for obj in (*session.new, *session.deleted)]
+    changed += [(obj, True) for obj in session.dirty]
+    for obj, dirty in changed:
         state = inspect(obj)
         owner = OWNERS.get(getattr(state.mapper.local_table, "name", ""))
         if owner is None:
             continue
-        if obj in session.dirty and obj not in session.deleted and not any(
-                attr.key not in UNSEEN and attr.history.has_changes() for attr in state.attrs):
+        if dirty and not any(attr.key not in UNSEEN and attr.history.has_changes()
+                             for attr in state.attrs):
             continue
         kind, column = owner
         owners.append((kind, state.dict.get(column) if column != "id" else state.identity
