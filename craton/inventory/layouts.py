@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from craton.inventory.archive import Entry
-from craton.inventory.resolve import PRIORITY, GroupGraph, derived_variables
-from craton.inventory.snapshot import RegionSnapshot
+from craton.inventory.resolve import PRIORITY, GroupGraph, fields_derived_variables
+from craton.inventory.snapshot import RegionSnapshot, key_file_path
 
 if TYPE_CHECKING:
     from craton.inventory.bundle import HostRecord, PreparedBundle, SecretRecord
@@ -50,8 +50,10 @@ def ansible_layout(bundle: PreparedBundle) -> Iterator[Entry]:
     yield from sorted(group_entries, key=lambda entry: entry.path)
 
     for host, own in bundle.host_variables():
-        facts = bundle.facts(host, own)
-        variables = {**derived_variables(facts), **own}
+        key = bundle.key_files.get(host.id)
+        variables = {**fields_derived_variables(
+            host.ip_address, host.fqdn, host.ssh_port, host.ssh_user,
+            key_file_path(host.name, key.name) if key is not None else None, own), **own}
         if variables:
             yield Entry(f"inventory/host_vars/{host.name}.json", vars_file(variables))
     yield Entry("inventory/hosts.yml", hosts_yml(graph, bundle.hosts, snapshot, priorities=True))
@@ -88,15 +90,17 @@ def per_host_layout(bundle: PreparedBundle) -> Iterator[Entry]:
     for secret, content in bundle.secret_contents():
         contents[secret.host_id].append((secret, content))
     for host, own in bundle.host_variables():
-        facts = bundle.facts(host, own)
         base = f"hosts/{host.name}"
         key = bundle.key_files.get(host.id)
         host_contents = contents.pop(host.id, [])
         if key is not None:
             yield Entry(f"{base}/env/ssh_key",
                         next(c for s, c in host_contents if s.id == key.id), 0o600)
+        derived = fields_derived_variables(
+            host.ip_address, host.fqdn, host.ssh_port, host.ssh_user,
+            key_file_path(host.name, key.name) if key is not None else None, own)
         lines = dict(group_lines(host.groups))
-        for variables in (derived_variables(facts), own):
+        for variables in (derived, own):
             for k, v in variables.items():
                 lines[k] = f'  "{k}": {v}'
         yield Entry(f"{base}/inventory/host_vars/{host.name}.json", _vars_file_of_lines(lines))
