@@ -167,6 +167,14 @@ class SourcesSettings:
     max_bytes: int = _opt(1024 * 1024, "Largest referenced file accepted, in bytes.")
     cache_dir: str = _opt(
         "", "Where fetched repositories and files are cached. Empty means <data_dir>/cache.")
+    refresh_seconds: int = _opt(
+        0,
+        "Seconds a reference's fetch (the commit a git ref named, an http(s) or file "
+        "reference's content) is reused before it is fetched again. 0: fetched for every "
+        "bundle, so a bundle follows a pushed commit at once; more makes a bundle's ETag "
+        "(and so an If-None-Match answered 304) cost no fetch within that time, and a "
+        "bundle follows a moved branch or changed file only when it has passed.",
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,6 +15,7 @@ from marshmallow.utils import missing
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 from webargs.flaskparser import FlaskParser
+from werkzeug.http import unquote_etag
 
 from craton.api.errors import flatten_messages
 from craton.config import Settings
@@ -98,11 +99,9 @@ def etag_of(obj: Any) -> str:
     return f'"{obj.version}"'
 
 
-def _tags(header: str, *, weak: bool) -> list[str]:
-    """The entity tags of a header; weak ones (W/"…") only where weak comparison applies."""
-    tags = [tag.strip() for tag in header.split(",") if tag.strip()]
-    return [tag.removeprefix("W/") for tag in tags] if weak else \
-        [tag for tag in tags if not tag.startswith("W/")]
+def _opaque(etag: str) -> str:
+    """The opaque part of one of our (strong, quoted) ETags, as werkzeug compares them."""
+    return unquote_etag(etag)[0] or ""
 
 
 def check_if_match(obj: Any) -> None:
@@ -111,8 +110,7 @@ def check_if_match(obj: Any) -> None:
     header = request.headers.get("If-Match")
     if header is None:
         return
-    tags = _tags(header, weak=False)
-    if "*" not in tags and etag_of(obj) not in tags:
+    if not request.if_match.contains(_opaque(etag_of(obj))):
         raise PreconditionFailed(
             f"If-Match {header} does not match the current version {etag_of(obj)}",
             fields={"If-Match": f"current version is {etag_of(obj)}"},
@@ -125,9 +123,8 @@ def not_modified(obj: Any) -> Response | None:
 
 
 def not_modified_etag(etag: str) -> Response | None:
-    header = request.headers.get("If-None-Match")
-    tags = _tags(header or "", weak=True)
-    if etag in tags or "*" in tags:
+    """A 304 when If-None-Match names ``etag`` or is ``*`` (weak comparison, RFC 9110)."""
+    if request.if_none_match.contains_weak(_opaque(etag)):
         return Response(status=304, headers={"ETag": etag})
     return None
 

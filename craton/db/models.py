@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
@@ -139,6 +140,11 @@ class Region(HasVariables, Versioned, Base):
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(NAME_LENGTH))
     description: Mapped[str | None] = mapped_column(Text)
+
+    inventory_version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    """Moves on with every write that can change a bundle of the region — its hosts, groups,
+    edges, variables, secrets and references (``craton.db.inventory_version``): the part of a
+    bundle's ETag that stands for the database's state."""
 
     tenant: Mapped[Tenant] = relationship(back_populates="regions")
     variable_rows: Mapped[list[RegionVariable]] = relationship(

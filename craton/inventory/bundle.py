@@ -26,8 +26,12 @@ stored and costs a tenth of emitting YAML.
 
 Determinism: entries come in a fixed order (groups by name, hosts by name, files within a host
 by path, manifest last) with fixed mtimes, owners and modes, and the gzip header carries no
-timestamp; so the same inventory state gives the same bytes, and the ETag — a digest of the ids
-and versions of everything read plus the references' pins — is known before any byte is built.
+timestamp; so the same inventory state gives the same bytes, and the ETag — a digest of the
+request, the region's inventory version and the references' pins — is known before any host is
+read.
+
+This module reads what a bundle holds and answers for it (``prepare_bundle``); the layouts are
+in ``layouts``, the JSON form in ``dynamic`` and the archive writers in ``archive``.
 
 Cost: about a dozen queries whatever the number of hosts; host variables are streamed from one
 query, so memory grows with the host list, not with the variables.
@@ -36,15 +40,8 @@ query, so memory grows with the host list, not with the variables.
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
-import io
-import itertools
 import json
-import operator
-import re
-import tarfile
-import zipfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -58,15 +55,25 @@ from craton.context import Action, RequestContext
 from craton.db.models import Host, HostGroup, HostVariable, Secret, SecretKind
 from craton.db.session import Database
 from craton.errors import Conflict, InvalidInput
-from craton.inventory.resolve import (
-    PRIORITY,
-    GroupGraph,
-    HostFacts,
-    derived_variables,
-    resolve_fast,
+from craton.inventory.archive import (
+    Entry,
+    Lines,
+    TarStream,
+    ZipStream,
+    json_document,
+    safe_path,
 )
+from craton.inventory.dynamic import stream_json
+from craton.inventory.layouts import ansible_layout, per_host_layout
+from craton.inventory.resolve import HostFacts
 from craton.inventory.select import HostFilter, check_group_exists, host_conditions
-from craton.inventory.snapshot import RegionSnapshot, key_file_path, load_snapshot
+from craton.inventory.snapshot import (
+    RegionHead,
+    RegionSnapshot,
+    complete_snapshot,
+    key_file_path,
+    load_head,
+)
 from craton.names import group_name_problem, host_name_problem, slug_problem
 from craton.secrets.backends import SecretBackend
 from craton.sources.fetch import Fetcher
@@ -78,9 +85,6 @@ FORMATS = {
     "zip": "application/zip",
     "json": "application/json",
 }
-FIXED_MTIME = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can carry
-ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-FLUSH_BYTES = 256 * 1024
 STREAM_ROWS = 5000
 
 
@@ -96,7 +100,6 @@ class BundleSpec:
 class HostRecord:
     id: int
     name: str
-    version: int
     ip_address: str | None
     fqdn: str | None
     ssh_port: int | None
@@ -107,34 +110,44 @@ class HostRecord:
 @dataclasses.dataclass(frozen=True, slots=True)
 class SecretRecord:
     id: int
-    version: int
     host_id: int
     name: str
     kind: SecretKind
 
 
-@dataclasses.dataclass(frozen=True)
-class Entry:
-    path: str
-    data: bytes
-    mode: int = 0o644
-
-
 class PreparedBundle:
     """Everything needed to answer: the ETag at once, the bytes on demand. Owns a read session
-    (one consistent snapshot) until ``stream()`` ends or ``close()`` is called."""
+    (one consistent snapshot) until ``stream()`` ends or ``close()`` is called.
 
-    def __init__(self, session: Session, spec: BundleSpec, snapshot: RegionSnapshot,
-                 hosts: list[HostRecord], secrets: list[SecretRecord],
+    The ETag is known from the region's inventory version and its references' pins alone;
+    the groups, hosts and secrets are read by :meth:`load` (which ``stream`` and ``write_to``
+    call), so answering a 304 reads none of them."""
+
+    def __init__(self, session: Session, spec: BundleSpec, head: RegionHead,
                  include_secrets: bool, backend: SecretBackend) -> None:
         self.session = session
         self.spec = spec
-        self.snapshot = snapshot
-        self.hosts = hosts
-        self.secrets = secrets
+        self.head = head
         self.include_secrets = include_secrets
         self.backend = backend
+        self._reachability = _reachability(session, spec.filter)
         self.etag = self._fingerprint()
+        self._loaded = False
+        self.snapshot: RegionSnapshot
+        self.hosts: list[HostRecord]
+        self.secrets: list[SecretRecord]
+
+    def load(self) -> None:
+        """Read the groups, hosts and secrets and check their names, so that whatever would
+        refuse the bundle is raised before its first byte is sent."""
+        if self._loaded:
+            return
+        self.snapshot = complete_snapshot(self.session, self.head)
+        self.hosts = _load_hosts(self.session, self.spec.filter)
+        self.secrets = _load_secrets(self.session, self.spec.filter) \
+            if self.include_secrets else []
+        check_archive_names(self.snapshot, self.hosts, self.secrets)
+        self._loaded = True
 
     @property
     def content_type(self) -> str:
@@ -143,7 +156,7 @@ class PreparedBundle:
     @property
     def filename(self) -> str:
         suffix = "" if self.spec.format == "json" else f"-{self.spec.layout}"
-        return f"craton-{self.snapshot.name}{suffix}.{self.spec.format}"
+        return f"craton-{self.head.name}{suffix}.{self.spec.format}"
 
     def close(self) -> None:
         self.session.close()
@@ -151,8 +164,9 @@ class PreparedBundle:
     def stream(self) -> Iterator[bytes]:
         """The bundle's bytes, in pieces, then the session is released."""
         try:
+            self.load()
             if self.spec.format == "json":
-                yield from _stream_json(self)
+                yield from stream_json(self)
             else:
                 writer = TarStream() if self.spec.format == "tgz" else ZipStream()
                 yield from writer.write(self.entries())
@@ -162,6 +176,7 @@ class PreparedBundle:
     def write_to(self, directory: Path) -> None:
         """Materialize the bundle as files under ``directory`` (what a job runs on)."""
         try:
+            self.load()
             for entry in self.entries():
                 target = directory / safe_path(entry.path)
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -181,7 +196,7 @@ class PreparedBundle:
                                            hashlib.sha256(entry.data).hexdigest().encode()))
             yield entry
         files.sort()
-        yield Entry("manifest.json", _json_document(self.manifest(_Lines(files, b"{}"))))
+        yield Entry("manifest.json", json_document(self.manifest(Lines(files, b"{}"))))
 
     def host_variables(self) -> Iterator[tuple[HostRecord, dict[str, str]]]:
         """Each host (by name) with its own variables, streamed from one query."""
@@ -191,14 +206,17 @@ class PreparedBundle:
             .where(*host_conditions(self.spec.filter))
             .order_by(Host.name, HostVariable.key)
         )
-        by_host = itertools.groupby(self._stream(stmt, STREAM_ROWS), key=operator.itemgetter(0))
-        pending = next(by_host, None)
-        for host in self.hosts:
-            if pending is not None and pending[0] == host.id:
-                yield host, {key: value for _, key, value in pending[1]}
-                pending = next(by_host, None)
-            else:
-                yield host, {}
+        hosts = iter(self.hosts)
+        host = next(hosts, None)
+        own: dict[str, str] = {}
+        for host_id, key, value in raw_rows(self.session, stmt):
+            while host is not None and host.id != host_id:
+                yield host, own
+                host, own = next(hosts, None), {}
+            own[key] = value
+        while host is not None:
+            yield host, own
+            host, own = next(hosts, None), {}
 
     def facts(self, host: HostRecord, own: dict[str, str]) -> HostFacts:
         key = self.key_files.get(host.id)
@@ -234,12 +252,14 @@ class PreparedBundle:
     def _stream(self, stmt: Any, rows: int) -> Iterator[Any]:
         """Rows of a plain column query through Core (no ORM row processing), fetched from a
         server-side cursor ``rows`` at a time."""
-        result = self.session.connection().execution_options(
-            stream_results=True, yield_per=rows).execute(stmt)
+        # Options for this statement only: Connection.execution_options would set them on
+        # the session's connection for every statement after it.
+        result = self.session.connection().execute(
+            stmt, execution_options={"stream_results": True, "yield_per": rows})
         for partition in result.partitions():
             yield from partition
 
-    def manifest(self, files: _Lines) -> dict[str, Any]:
+    def manifest(self, files: Lines) -> dict[str, Any]:
         """What the bundle holds. The two lists that grow with the fleet — hosts and files —
         arrive as encoded lines, so a 100,000-host manifest is never held as objects."""
         graph = self.snapshot.graph
@@ -256,7 +276,7 @@ class PreparedBundle:
             "filters": {k: v for k, v in self.spec.filter.as_query().items()
                         if k != "region_id"},
             "secrets": "included" if self.include_secrets else "omitted",
-            "hosts": _Lines(hosts, b"[]"),
+            "hosts": Lines(hosts, b"[]"),
             "groups": [{"name": node.name,
                         "parents": sorted(names[p] for p in node.parents),
                         "depends_on": sorted(names[d] for d in node.depends_on)}
@@ -267,15 +287,17 @@ class PreparedBundle:
         }
 
     def _fingerprint(self) -> str:
+        """A digest of what decides the bundle's bytes: the request (selection, layout,
+        format, secrets or not), the region's inventory version — which every write that
+        could change a bundle of the region moves on — what each reference was fetched at,
+        and for a selection by ``reachable``, the hosts it selects."""
         state = {
             "bundle_format": BUNDLE_FORMAT, "craton": __version__,
             "spec": [self.spec.layout, self.spec.format, self.spec.filter.as_query()],
             "secrets": self.include_secrets,
-            "region": [self.snapshot.id, self.snapshot.version],
-            "groups": self.snapshot.group_versions,
-            "references": [[r.id, r.version, r.pin] for r in self.snapshot.references],
-            "hosts": [[h.id, h.version] for h in self.hosts],
-            "host_secrets": [[s.id, s.version] for s in self.secrets],
+            "region": [self.head.id, self.head.inventory_version],
+            "references": [[r.id, r.pin] for r in self.head.references],
+            "reachable": self._reachability,
         }
         digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
         return f'"b{BUNDLE_FORMAT}-{digest[:40]}"'
@@ -283,52 +305,83 @@ class PreparedBundle:
 
 def prepare_bundle(db: Database, ctx: RequestContext, spec: BundleSpec, fetcher: Fetcher | None,
                    backend: SecretBackend) -> PreparedBundle:
-    """Read what the bundle needs (references fetched, names checked) and compute its ETag."""
+    """Read what the bundle is known by (the region, its references fetched) and compute its
+    ETag; the rest is read when the bundle is built (:meth:`PreparedBundle.load`)."""
     if spec.layout not in LAYOUTS:
         raise InvalidInput(f"layout: must be one of {', '.join(LAYOUTS)}",
                            fields={"layout": f"must be one of {', '.join(LAYOUTS)}"})
     session = db.snapshot_session()
     try:
-        snapshot = load_snapshot(session, ctx, spec.region_id, fetcher)
+        head = load_head(session, ctx, spec.region_id, fetcher)
         spec = dataclasses.replace(
-            spec, filter=dataclasses.replace(spec.filter, region_id=snapshot.id))
+            spec, filter=dataclasses.replace(spec.filter, region_id=head.id))
         check_group_exists(session, ctx, spec.filter)
-        hosts = _load_hosts(session, spec.filter)
         include_secrets = spec.format != "json" and ctx.can(Action.REVEAL_SECRETS)
-        secrets = _load_secrets(session, spec.filter) if include_secrets else []
-        check_archive_names(snapshot, hosts, secrets)
-        return PreparedBundle(session, spec, snapshot, hosts, secrets, include_secrets, backend)
+        return PreparedBundle(session, spec, head, include_secrets, backend)
     except BaseException:
         session.close()
         raise
 
 
+def _reachability(session: Session, flt: HostFilter) -> str | None:
+    """For a selection by ``reachable``: a digest of the hosts it selects. Jobs write that
+    field without moving the region's inventory version (see craton.db.inventory_version),
+    so only such a bundle's ETag reads the hosts — their ids."""
+    if flt.reachable is None:
+        return None
+    digest = hashlib.sha256()
+    for (host_id,) in raw_rows(session, select(Host.id).where(*host_conditions(flt))
+                               .order_by(Host.id)):
+        digest.update(b"%d," % host_id)
+    return digest.hexdigest()
+
+
 def _load_hosts(session: Session, flt: HostFilter) -> list[HostRecord]:
     conditions = host_conditions(flt)
     memberships: dict[int, list[int]] = defaultdict(list)
-    connection = session.connection()
-    for host_id, group_id in connection.execute(
-            select(HostGroup.host_id, HostGroup.group_id).join(Host, Host.id == HostGroup.host_id)
-            .where(*conditions)).all():
+    for host_id, group_id in raw_rows(session, select(HostGroup.host_id, HostGroup.group_id)
+                                      .join(Host, Host.id == HostGroup.host_id)
+                                      .where(*conditions)):
         memberships[host_id].append(group_id)
     shared: dict[frozenset[int], frozenset[int]] = {}
     hosts: list[HostRecord] = []
-    for row in connection.execute(
-            select(Host.id, Host.name, Host.version, Host.ip_address, Host.fqdn, Host.ssh_port,
-                   Host.ssh_user).where(*conditions).order_by(Host.name)).all():
+    for row in raw_rows(session, select(Host.id, Host.name, Host.ip_address, Host.fqdn,
+                                        Host.ssh_port, Host.ssh_user)
+                        .where(*conditions).order_by(Host.name)):
         groups = frozenset(memberships.get(row[0], ()))
         hosts.append(HostRecord(*row, groups=shared.setdefault(groups, groups)))
     return hosts
 
 
+def raw_rows(session: Session, stmt: Any, rows: int = STREAM_ROWS) -> Iterator[tuple[Any, ...]]:
+    """Rows of a query whose columns need no conversion (integers and text), ``rows`` at a
+    time. On SQLite they are the driver's own tuples — a Row object each would cost more
+    than the rest of the row's way into the archive — read straight from its cursor, which
+    steps through the result as it is read (SQLAlchemy reads ahead of the cursor only when
+    asked to stream). Elsewhere they come from a server-side cursor, through SQLAlchemy."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        result = connection.execute(
+            stmt, execution_options={"stream_results": True, "yield_per": rows})
+        for partition in result.partitions():
+            yield from partition
+        return
+    result = connection.execute(stmt)
+    try:
+        while batch := result.cursor.fetchmany(rows):
+            yield from batch
+    finally:
+        result.close()
+
+
 def _load_secrets(session: Session, flt: HostFilter) -> list[SecretRecord]:
     return [SecretRecord(*row) for row in session.connection().execute(
-        select(Secret.id, Secret.version, Secret.host_id, Secret.name, Secret.kind)
+        select(Secret.id, Secret.host_id, Secret.name, Secret.kind)
         .join(Host, Host.id == Secret.host_id).where(*host_conditions(flt))
         .order_by(Secret.id))]
 
 
-# --- names and paths ---------------------------------------------------------------------------
+# --- names ------------------------------------------------------------------------------------
 
 def check_archive_names(snapshot: RegionSnapshot, hosts: Iterable[HostRecord],
                         secrets: Iterable[SecretRecord]) -> None:
@@ -344,323 +397,3 @@ def check_archive_names(snapshot: RegionSnapshot, hosts: Iterable[HostRecord],
         if problem is not None:
             raise Conflict(f"{kind} name {name!r} cannot be used in a bundle: {problem}; "
                            f"rename the {kind}")
-
-
-_UNSAFE_CHARACTER = re.compile(r"[\x00-\x1f\x7f\\]")
-
-
-def safe_path(path: str) -> str:
-    """``path`` if it stays inside the bundle root; ValueError otherwise."""
-    if not path or path[0] == "/" or _UNSAFE_CHARACTER.search(path) or any(
-            part in ("", ".", "..") or len(part) > 255 for part in path.split("/")):
-        raise ValueError(f"unsafe bundle path {path!r}")
-    return path
-
-
-# --- layouts -----------------------------------------------------------------------------------
-
-def vars_file(variables: dict[str, str]) -> bytes:
-    """A JSON object, one key per line in sorted order, values as stored (canonical JSON).
-    Keys are Ansible variable names (letters, digits, '_'), so quoting them needs no escaping."""
-    if not variables:
-        return b"{}\n"
-    lines = ",\n".join(f'  "{key}": {variables[key]}' for key in sorted(variables))
-    return ("{\n" + lines + "\n}\n").encode()
-
-
-def ansible_layout(bundle: PreparedBundle) -> Iterator[Entry]:
-    snapshot, graph = bundle.snapshot, bundle.snapshot.graph
-    group_entries: list[Entry] = []
-    if snapshot.variables:
-        group_entries.append(Entry("inventory/group_vars/all.json", vars_file(snapshot.variables)))
-    for node in graph.nodes.values():
-        if node.references:
-            base = f"inventory/group_vars/{node.name}"
-            group_entries += [Entry(f"{base}/_references/{ref.name}.json",
-                                    vars_file(dict(ref.variables))) for ref in node.references]
-            group_entries.append(Entry(f"{base}/vars.json", vars_file(node.plain_variables)))
-        elif node.plain_variables:
-            group_entries.append(Entry(f"inventory/group_vars/{node.name}.json",
-                                       vars_file(node.plain_variables)))
-    yield from sorted(group_entries, key=lambda entry: entry.path)
-
-    for host, own in bundle.host_variables():
-        facts = bundle.facts(host, own)
-        variables = {**derived_variables(facts), **own}
-        if variables:
-            yield Entry(f"inventory/host_vars/{host.name}.json", vars_file(variables))
-    yield Entry("inventory/hosts.yml", hosts_yml(graph, bundle.hosts, snapshot, priorities=True))
-    names = {host.id: host.name for host in bundle.hosts}
-    for secret, content in bundle.secret_contents():
-        yield Entry(f"secrets/{names[secret.host_id]}/{secret.name}", content, 0o600)
-
-
-def per_host_layout(bundle: PreparedBundle) -> Iterator[Entry]:
-    snapshot, graph = bundle.snapshot, bundle.snapshot.graph
-    templates: dict[frozenset[int], str] = {}
-
-    def one_host_yml(host: HostRecord) -> bytes:
-        """Hosts in the same groups share one hosts.yml but for their name."""
-        if host.groups not in templates:
-            placeholder = dataclasses.replace(host, name=_PLACEHOLDER)
-            templates[host.groups] = hosts_yml(graph, [placeholder], snapshot,
-                                               priorities=False).decode()
-        return templates[host.groups].replace(json.dumps(_PLACEHOLDER),
-                                              json.dumps(host.name)).encode()
-
-    contents: dict[int, list[tuple[SecretRecord, bytes]]] = defaultdict(list)
-    for secret, content in bundle.secret_contents():
-        contents[secret.host_id].append((secret, content))
-    for host, own in bundle.host_variables():
-        facts = bundle.facts(host, own)
-        base = f"hosts/{host.name}"
-        key = bundle.key_files.get(host.id)
-        host_contents = contents.pop(host.id, [])
-        if key is not None:
-            yield Entry(f"{base}/env/ssh_key",
-                        next(c for s, c in host_contents if s.id == key.id), 0o600)
-        resolved = resolve_fast(snapshot.variables, graph, host.groups, facts)
-        yield Entry(f"{base}/inventory/host_vars/{host.name}.json", vars_file(resolved))
-        yield Entry(f"{base}/inventory/hosts.yml", one_host_yml(host))
-        for secret, content in sorted(host_contents, key=lambda pair: pair[0].name):
-            yield Entry(f"{base}/secrets/{host.name}/{secret.name}", content, 0o600)
-
-
-_PLACEHOLDER = "\x00host\x00"
-
-
-def hosts_yml(graph: GroupGraph, hosts: list[HostRecord], snapshot: RegionSnapshot, *,
-              priorities: bool) -> bytes:
-    """The YAML inventory: every group once under ``all.children`` with its subgroups and
-    direct members (names quoted, so "true" or "1.0" stay names), group priorities where set.
-    With one host, only the groups that host is in."""
-    members: dict[int, list[str]] = defaultdict(list)
-    ungrouped: list[str] = []
-    wanted: set[int] = set()
-    for host in hosts:
-        for group_id in host.groups:
-            members[group_id].append(host.name)
-            wanted |= graph.ancestors(group_id)
-        if not host.groups:
-            ungrouped.append(host.name)
-    if len(hosts) != 1:
-        wanted = set(graph.nodes)
-    q = json.dumps
-    lines = [f"# Craton inventory of region {q(snapshot.name)} ({snapshot.id})", "all:"]
-    nodes = sorted((graph.nodes[g] for g in wanted), key=lambda node: node.name)
-    children_of: dict[int, list[str]] = defaultdict(list)
-    for node in nodes:
-        for parent in node.parents:
-            if parent in wanted:
-                children_of[parent].append(node.name)
-    if nodes:
-        lines.append("  children:")
-    for node in nodes:
-        lines.append(f"    {q(node.name)}:")
-        if priorities and PRIORITY in node.variables:
-            lines += ["      vars:", f"        {q(PRIORITY)}: {node.priority}"]
-        if children_of.get(node.id):
-            lines.append("      children:")
-            lines += [f"        {q(child)}:" for child in sorted(children_of[node.id])]
-        if members.get(node.id):
-            lines.append("      hosts:")
-            lines += [f"        {q(name)}:" for name in sorted(members[node.id])]
-    if ungrouped:
-        lines.append("  hosts:")
-        lines += [f"    {q(name)}:" for name in sorted(ungrouped)]
-    return ("\n".join(lines) + "\n").encode()
-
-
-# --- JSON (dynamic inventory) --------------------------------------------------------------------
-
-def _stream_json(bundle: PreparedBundle) -> Iterator[bytes]:
-    """Ansible's dynamic-inventory JSON: groups with hosts, children and vars, and under
-    ``_meta.hostvars`` every host's fully resolved variables — which override whatever group
-    vars Ansible merges below them, so a script inventory sees exactly what the API resolves.
-    Group vars are there to read; ``ansible_group_priority`` only as the integer Craton orders
-    by (one from a reference file stays an ordinary variable, in hostvars)."""
-    graph, snapshot = bundle.snapshot.graph, bundle.snapshot
-    yield b'{"_meta": {"hostvars": {'
-    chunk: list[str] = []
-    first = True
-    for host, own in bundle.host_variables():
-        variables = resolve_fast(snapshot.variables, graph, host.groups, bundle.facts(host, own))
-        body = ", ".join(f"{json.dumps(k)}: {variables[k]}" for k in sorted(variables))
-        chunk.append(("" if first else ",") + f"\n  {json.dumps(host.name)}: {{{body}}}")
-        first = False
-        if len(chunk) >= 1000:
-            yield "".join(chunk).encode()
-            chunk = []
-    chunk.append("\n}}")
-    yield "".join(chunk).encode()
-    members: dict[int, list[str]] = defaultdict(list)
-    ungrouped = []
-    for host in bundle.hosts:
-        for group_id in host.groups:
-            members[group_id].append(host.name)
-        if not host.groups:
-            ungrouped.append(host.name)
-    children_of: dict[int, list[str]] = defaultdict(list)
-    for node in graph.nodes.values():
-        for parent in node.parents:
-            children_of[parent].append(node.name)
-    top = sorted(node.name for node in graph.nodes.values() if not node.parents)
-    groups = {"all": {"children": ["ungrouped", *top], "hosts": sorted(ungrouped),
-                      "vars": _decoded(snapshot.variables)}}
-    for node in sorted(graph.nodes.values(), key=lambda n: n.name):
-        merged: dict[str, str] = {}
-        for _, values in node.layers():
-            merged.update(values)
-        merged.pop(PRIORITY, None)
-        if PRIORITY in node.variables:
-            merged[PRIORITY] = str(node.priority)
-        groups[node.name] = {"children": sorted(children_of.get(node.id, [])),
-                             "hosts": sorted(members.get(node.id, [])),
-                             "vars": _decoded(merged)}
-    for name, group in groups.items():
-        yield f',\n{json.dumps(name)}: {json.dumps(group, sort_keys=True)}'.encode()
-    yield b"\n}\n"
-
-
-def _decoded(encoded: dict[str, str]) -> dict[str, Any]:
-    return {key: json.loads(value) for key, value in encoded.items()}
-
-
-@dataclasses.dataclass
-class _Lines:
-    """A large list or object of a JSON document, given as its items' encoded lines."""
-
-    lines: Iterable[bytes]
-    brackets: bytes
-
-
-def _json_document(data: dict[str, Any]) -> bytes:
-    """Sorted JSON, one top-level key per line and one line per item of a top-level list or
-    object: readable, and encoded by the C encoder (indentation would force the slow one)."""
-    compact = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
-    lines: list[bytes] = []
-    for key in sorted(data):
-        value = data[key]
-        if isinstance(value, _Lines):
-            body = b",\n".join(value.lines)
-            opening, closing = value.brackets[:1], value.brackets[1:]
-            lines.append(b'"%s": %s\n%s\n%s' % (key.encode(), opening, body, closing)
-                         if body else b'"%s": %s' % (key.encode(), value.brackets))
-            continue
-        if isinstance(value, list) and value:
-            body = ",\n".join(f"  {compact(item)}" for item in value)
-            text = f"{compact(key)}: [\n{body}\n]"
-        elif isinstance(value, dict) and value:
-            body = ",\n".join(f"  {compact(k)}: {compact(value[k])}" for k in sorted(value))
-            text = f"{compact(key)}: {{\n{body}\n}}"
-        else:
-            text = f"{compact(key)}: {compact(value)}"
-        lines.append(text.encode())
-    return b"{\n" + b",\n".join(lines) + b"\n}\n"
-
-
-# --- archive writers ------------------------------------------------------------------------------
-
-class _Sink(io.RawIOBase):
-    """A write-only buffer that the writers drain between entries."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        chunk = bytes(data)
-        self.parts.append(chunk)
-        self.size += len(chunk)
-        return len(chunk)
-
-    def drain(self) -> bytes:
-        data = b"".join(self.parts)
-        self.parts, self.size = [], 0
-        return data
-
-
-class TarStream:
-    """A gzipped tar stream, byte-for-byte what ``tarfile`` writes in PAX format, only faster:
-    the usual entry (an ASCII path of at most 100 bytes) gets a ustar header filled into a
-    template — 10x quicker than ``TarInfo.tobuf``, which still writes every other entry."""
-
-    BLOCK = tarfile.BLOCKSIZE
-    RECORD = tarfile.RECORDSIZE
-
-    def write(self, entries: Iterable[Entry]) -> Iterator[bytes]:
-        sink = _Sink()
-        written = 0
-        pending: list[bytes] = []
-        pending_size = 0
-        with gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0,
-                           compresslevel=6) as gz:
-            for entry in entries:
-                pending += (self.header(entry), entry.data, bytes(-len(entry.data) % self.BLOCK))
-                pending_size += self.BLOCK + len(entry.data)
-                if pending_size >= FLUSH_BYTES:
-                    chunk = b"".join(pending)
-                    written += len(chunk)
-                    gz.write(chunk)
-                    pending, pending_size = [], 0
-                    yield sink.drain()
-            chunk = b"".join(pending)
-            written += len(chunk)
-            end = 2 * self.BLOCK
-            gz.write(chunk + bytes(end + (-(written + end) % self.RECORD)))
-        yield sink.drain()
-
-    @staticmethod
-    def header(entry: Entry) -> bytes:
-        name = entry.path.encode("utf-8", "surrogateescape")
-        if len(name) > 100 or not entry.path.isascii():
-            info = tarfile.TarInfo(entry.path)
-            info.size, info.mode, info.mtime = len(entry.data), entry.mode, FIXED_MTIME
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-        block = bytearray(_USTAR_TEMPLATE)
-        mode, size = b"%07o\0" % entry.mode, b"%011o\0" % len(entry.data)
-        block[0:len(name)] = name
-        block[100:108] = mode
-        block[124:136] = size
-        block[148:156] = b"%06o\0 " % (_USTAR_TEMPLATE_SUM + sum(name) + sum(mode) + sum(size))
-        return bytes(block)
-
-
-def _ustar_template() -> bytes:
-    """The header tarfile itself writes for a short regular file, with the name, mode, size
-    and checksum fields blanked (the checksum as the spaces it is summed as)."""
-    info = tarfile.TarInfo("x")
-    info.mtime, info.uid, info.gid, info.uname, info.gname = FIXED_MTIME, 0, 0, "", ""
-    block = bytearray(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
-    block[0:100] = bytes(100)
-    block[100:108] = bytes(8)
-    block[124:136] = bytes(12)
-    block[148:156] = b" " * 8
-    return bytes(block)
-
-
-_USTAR_TEMPLATE = _ustar_template()
-_USTAR_TEMPLATE_SUM = sum(_USTAR_TEMPLATE)
-
-
-class ZipStream:
-    """Deflated zip entries written as a stream (data descriptors, no seeking)."""
-
-    def write(self, entries: Iterable[Entry]) -> Iterator[bytes]:
-        sink = _Sink()
-        with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED,
-                             compresslevel=6) as archive:
-            for entry in entries:
-                info = zipfile.ZipInfo(entry.path, date_time=ZIP_TIME)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.create_system = 3
-                info.external_attr = (0o100000 | entry.mode) << 16
-                archive.writestr(info, entry.data)
-                if sink.size >= FLUSH_BYTES:
-                    yield sink.drain()
-        yield sink.drain()

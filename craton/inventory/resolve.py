@@ -192,22 +192,29 @@ class HostFacts:
     """(secret id, secret name, path Ansible should use) of the host's SSH key, if any."""
 
 
+def host_fields(ip_address: str | None, fqdn: str | None, ssh_port: int | None,
+                ssh_user: str | None) -> list[tuple[str, str, Any]]:
+    """(variable, field, value) of the variables Craton derives from a host's own fields."""
+    found: list[tuple[str, str, Any]] = []
+    if ip_address:
+        found.append(("ansible_host", "ip_address", ip_address))
+    elif fqdn:
+        found.append(("ansible_host", "fqdn", fqdn))
+    if ssh_port:
+        found.append(("ansible_port", "ssh_port", ssh_port))
+    if ssh_user:
+        found.append(("ansible_user", "ssh_user", ssh_user))
+    return found
+
+
 def field_layer(host: HostFacts) -> list[Layer]:
     """Variables Craton derives from the host's own fields and its SSH key secret; the host's
     explicit variables override every one of them."""
-    derived: list[Layer] = []
-    address = ("ip_address", host.ip_address) if host.ip_address else (
-        ("fqdn", host.fqdn) if host.fqdn else None)
-    fields = [
-        ("ansible_host", address),
-        ("ansible_port", ("ssh_port", host.ssh_port) if host.ssh_port else None),
-        ("ansible_user", ("ssh_user", host.ssh_user) if host.ssh_user else None),
+    derived: list[Layer] = [
+        (Source("host", host.id, host.name, field), {variable: canonical_json(value)})
+        for variable, field, value in host_fields(host.ip_address, host.fqdn, host.ssh_port,
+                                                  host.ssh_user)
     ]
-    for variable, found in fields:
-        if found is not None:
-            field, value = found
-            derived.append((Source("host", host.id, host.name, field),
-                            {variable: canonical_json(value)}))
     if host.key_file is not None:
         secret_id, secret_name, path = host.key_file
         derived.append((Source("secret", secret_id, secret_name),
@@ -217,10 +224,21 @@ def field_layer(host: HostFacts) -> list[Layer]:
 
 def derived_variables(host: HostFacts) -> dict[str, str]:
     """The field-derived variables the host's own variables do not already set."""
-    derived: dict[str, str] = {}
-    for _, values in field_layer(host):
-        derived.update(values)
-    return {k: v for k, v in derived.items() if k not in host.variables}
+    return fields_derived_variables(host.ip_address, host.fqdn, host.ssh_port, host.ssh_user,
+                                    host.key_file[2] if host.key_file else None,
+                                    host.variables)
+
+
+def fields_derived_variables(ip_address: str | None, fqdn: str | None, ssh_port: int | None,
+                             ssh_user: str | None, key_path: str | None,
+                             own: Encoded) -> dict[str, str]:
+    """:func:`derived_variables` from the fields themselves: what bundles call once per host,
+    with no HostFacts or provenance to build."""
+    derived = {variable: canonical_json(value) for variable, _, value in
+               host_fields(ip_address, fqdn, ssh_port, ssh_user) if variable not in own}
+    if key_path is not None and KEY_FILE_VAR not in own:
+        derived[KEY_FILE_VAR] = canonical_json(key_path)
+    return derived
 
 
 def host_layers(region: Layer, graph: GroupGraph, direct: frozenset[int],

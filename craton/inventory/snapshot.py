@@ -60,14 +60,25 @@ class FetchedReference:
 
 
 @dataclasses.dataclass
+class RegionHead:
+    """What a region's bundles are known by, read without its groups or hosts: the region
+    (with its inventory version) and its references as fetched."""
+
+    id: int
+    name: str
+    tenant_id: int
+    inventory_version: int
+    references: list[FetchedReference]
+
+
+@dataclasses.dataclass
 class RegionSnapshot:
     id: int
     name: str
     tenant_id: int
-    version: int
+    inventory_version: int
     variables: dict[str, str]
     graph: GroupGraph
-    group_versions: list[tuple[int, int]]
     references: list[FetchedReference]
 
     @property
@@ -75,19 +86,32 @@ class RegionSnapshot:
         return Source("region", self.id, self.name)
 
 
+def load_head(session: Session, ctx: RequestContext, region_id: int,
+              fetcher: Fetcher | None) -> RegionHead:
+    """Read a region and fetch its references unless ``fetcher`` is None (then they take part
+    with no variables). References are read as the region's tenant may read them (its file
+    roots), whoever asks."""
+    region = get_scoped(session, ctx, Region, region_id)
+    scoped = fetcher.for_tenant(region.tenant_id) if fetcher is not None else None
+    return RegionHead(id=region.id, name=region.name, tenant_id=region.tenant_id,
+                      inventory_version=region.inventory_version,
+                      references=_fetch_references(session, region.id, scoped))
+
+
 def load_snapshot(session: Session, ctx: RequestContext, region_id: int,
                   fetcher: Fetcher | None) -> RegionSnapshot:
-    """Read a region's shared inventory; fetch its references unless ``fetcher`` is None (then
-    they take part with no variables). References are read as the region's tenant may read
-    them (its file roots), whoever asks."""
-    region = get_scoped(session, ctx, Region, region_id)
+    """Read a region's shared inventory (see :func:`load_head` for its references)."""
+    return complete_snapshot(session, load_head(session, ctx, region_id, fetcher))
+
+
+def complete_snapshot(session: Session, head: RegionHead) -> RegionSnapshot:
+    """The rest of the region's shared inventory: its variables and its groups."""
     region_vars = dict(session.execute(
         select(RegionVariable.key, RegionVariable.value_json)
-        .where(RegionVariable.region_id == region.id)).all())
+        .where(RegionVariable.region_id == head.id)).all())
     groups = session.execute(
-        select(Group.id, Group.name, Group.version).where(Group.region_id == region.id)
-        .order_by(Group.id)).all()
-    in_region = select(Group.id).where(Group.region_id == region.id)
+        select(Group.id, Group.name).where(Group.region_id == head.id).order_by(Group.id)).all()
+    in_region = select(Group.id).where(Group.region_id == head.id)
     group_vars: dict[int, dict[str, str]] = defaultdict(dict)
     for group_id, key, value in session.execute(
             select(GroupVariable.group_id, GroupVariable.key, GroupVariable.value_json)
@@ -103,11 +127,8 @@ def load_snapshot(session: Session, ctx: RequestContext, region_id: int,
             select(GroupDependency.group_id, GroupDependency.depends_on_id)
             .where(GroupDependency.group_id.in_(in_region))):
         depends[group_id].append(other)
-    names = {group_id: name for group_id, name, _ in groups}
-    scoped = fetcher.for_tenant(region.tenant_id) if fetcher is not None else None
-    references = _fetch_references(session, names, scoped)
     by_group: dict[str, list[ReferenceVars]] = defaultdict(list)
-    for reference in references:
+    for reference in head.references:
         by_group[reference.group].append(
             ReferenceVars(reference.id, reference.name, reference.variables))
     graph = GroupGraph(
@@ -115,29 +136,28 @@ def load_snapshot(session: Session, ctx: RequestContext, region_id: int,
                   parents=tuple(sorted(parents.get(group_id, ()))),
                   depends_on=tuple(sorted(depends.get(group_id, ()))),
                   references=tuple(by_group.get(name, ())))
-        for group_id, name, _ in groups
+        for group_id, name in groups
     )
     return RegionSnapshot(
-        id=region.id, name=region.name, tenant_id=region.tenant_id, version=region.version,
-        variables=region_vars, graph=graph,
-        group_versions=[(group_id, version) for group_id, _, version in groups],
-        references=references,
+        id=head.id, name=head.name, tenant_id=head.tenant_id,
+        inventory_version=head.inventory_version, variables=region_vars, graph=graph,
+        references=head.references,
     )
 
 
-def _fetch_references(session: Session, group_names: dict[int, str],
+def _fetch_references(session: Session, region_id: int,
                       fetcher: Fetcher | None) -> list[FetchedReference]:
-    rows = session.scalars(select(Reference).where(Reference.group_id.in_(list(group_names)))
-                           .order_by(Reference.id)).all() if group_names else []
+    rows = session.execute(
+        select(Reference, Group.name).join(Group, Group.id == Reference.group_id)
+        .where(Group.region_id == region_id).order_by(Reference.id)).all()
     fetched: list[FetchedReference] = []
-    for row in rows:
-        group = group_names[row.group_id]
+    for row, group in rows:
         what = f"reference {row.name!r} of group {group!r}"
         if fetcher is None:
             pin, variables = "unfetched:", {}
         else:
             try:
-                result = fetcher.fetch(row.url, row.ref, row.path)
+                result = fetcher.fetch_recent(row.url, row.ref, row.path)
                 variables = parse_variables_file(result.content, fetcher.limits)
             except CratonError as error:
                 raise type(error)(f"{what}: {error.message}",

@@ -32,6 +32,7 @@ holds is readable by Craton's user only (0600 files, 0700 directories).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import dataclasses
@@ -40,10 +41,12 @@ import hashlib
 import os
 import re
 import subprocess
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import urllib3
 
@@ -68,6 +71,8 @@ GIT_ENV = {
 }
 DEFAULT_PORTS = {"http": 80, "https": 443, "git": 9418}
 MAX_REDIRECTS = 5
+RECENT_BYTES = 64 * 1024 * 1024
+"""How much fetched content ``Fetcher.fetch_recent`` keeps, at most (oldest use goes first)."""
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 NETWORKS_HINT = ("the server's own requests reach loopback, private, link-local and its own "
                  "addresses only in networks an operator lists in [sources] allowed_networks")
@@ -116,6 +121,12 @@ class Fetcher:
         self.policy = AddressPolicy(settings.sources.allowed_networks, resolver=resolver)
         self.tenant_id: int | None = None
         self.roots = self._roots_for(None)
+        self.clock = time.monotonic
+        # Shared by the copies for_tenant makes; keyed by tenant, as what one may read
+        # another may not.
+        self._recent: collections.OrderedDict[tuple[Any, ...], tuple[float, Fetched]] = \
+            collections.OrderedDict()
+        self._recent_lock = threading.Lock()
 
     def for_tenant(self, tenant_id: int) -> Fetcher:
         """This fetcher reading for ``tenant_id`` — the tenant of the region a reference or a
@@ -147,6 +158,29 @@ class Fetcher:
         if kind == "http":
             return self._remember(self._fetch_http(url))
         return self._remember(self._read_file(self.local_path(url)))
+
+    def fetch_recent(self, url: str, ref: str | None, path: str | None) -> Fetched:
+        """:meth:`fetch`, or what it gave this tenant for the same source less than
+        ``[sources] refresh_seconds`` ago (the same pin and content, so a bundle and its
+        ETag agree)."""
+        max_age = self.sources.refresh_seconds
+        if max_age <= 0:
+            return self.fetch(url, ref, path)
+        key = (self.tenant_id, url, ref, path)
+        now = self.clock()
+        with self._recent_lock:
+            found = self._recent.get(key)
+            if found is not None and now - found[0] < max_age:
+                self._recent.move_to_end(key)
+                return found[1]
+        fetched = self.fetch(url, ref, path)
+        with self._recent_lock:
+            self._recent[key] = (now, fetched)
+            self._recent.move_to_end(key)
+            held = sum(len(kept.content) for _, kept in self._recent.values())
+            while held > RECENT_BYTES and len(self._recent) > 1:
+                held -= len(self._recent.popitem(last=False)[1][1].content)
+        return fetched
 
     def refusal(self, url: str) -> str | None:
         """Why ``url`` would not be fetched, as far as that is known without the network — a

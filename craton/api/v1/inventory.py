@@ -39,6 +39,11 @@ class InventoryBundle(MethodView):
         if unchanged is not None:
             bundle.close()
             return unchanged
+        try:
+            bundle.load()
+        except BaseException:
+            bundle.close()
+            raise
         headers = {
             "ETag": bundle.etag,
             "Content-Disposition": f'attachment; filename="{bundle.filename}"',
