@@ -113,6 +113,45 @@ def openapi(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+IMPORT_FORMATS = {".ini": "ini", ".yml": "yaml", ".yaml": "yaml", ".json": "json"}
+
+
+def import_inventory(settings: Settings, args: argparse.Namespace) -> int:
+    """Import an Ansible inventory (a file, or a directory with group_vars/host_vars) into a
+    region, as cloud admin, in one transaction; print the plan as JSON."""
+    from pathlib import Path
+
+    from craton.context import ADMIN
+    from craton.db.models import Region
+    from craton.db.scope import get_scoped
+    from craton.errors import CratonError
+    from craton.inventory import importer
+
+    path = Path(args.path)
+    if path.is_dir():
+        files = {p.relative_to(path).as_posix(): p.read_text() for p in sorted(path.rglob("*"))
+                 if p.is_file()}
+        fmt, content = "directory", None
+    else:
+        fmt = args.format or IMPORT_FORMATS.get(path.suffix.lower(), "ini")
+        files, content = None, path.read_text()
+    db = Database(settings.database_url)
+    try:
+        with db.transaction() as session:
+            region = get_scoped(session, ADMIN, Region, args.region)
+            parsed = importer.parse_inventory(importer.inventory_files(fmt, content, files))
+            plan = importer.import_inventory(session, ADMIN, region, parsed,
+                                             dry_run=args.dry_run, limits=settings.limits,
+                                             quotas=settings.quotas)
+    except CratonError as error:
+        print(f"craton-manage: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    print(json.dumps(plan.as_dict(), indent=2, ensure_ascii=False))
+    return 0
+
+
 Command = Callable[[Settings, argparse.Namespace], int]
 
 
@@ -151,6 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="e.g. 30d (days), 12h, 90m, 45s")
     prune.set_defaults(func=jobs_prune)
 
+    imports = groups.add_parser("import", help="import an Ansible inventory into a region")
+    imports.add_argument("region", type=int, help="the region's id")
+    imports.add_argument("path", help="an INI, YAML or dynamic-inventory JSON file, or a "
+                                      "directory with group_vars/ and host_vars/")
+    imports.add_argument("--format", choices=("ini", "yaml", "json"),
+                         help="a file's format (default: from its suffix; ini otherwise)")
+    imports.add_argument("--dry-run", action="store_true", help="print the plan only")
+    imports.set_defaults(func=import_inventory)
+
     api = groups.add_parser("api", help="the REST API")
     api_commands = api.add_subparsers(dest="command", required=True)
     api_commands.add_parser("openapi", help="print the OpenAPI document"
@@ -158,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-NEEDS_SCHEMA = (demo_load, jobs_prune)
+NEEDS_SCHEMA = (demo_load, jobs_prune, import_inventory)
 
 
 def main(argv: list[str] | None = None) -> int:

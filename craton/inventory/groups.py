@@ -20,6 +20,7 @@ from craton.db.models import Group, GroupChild, GroupDependency, Host, HostGroup
 from craton.db.scope import get_scoped
 from craton.db.util import bump_versions, chunked, flush_or_conflict
 from craton.errors import Conflict, invalid
+from craton.inventory.clashes import check_new_names
 from craton.inventory.graph import describe_cycle, find_cycle
 from craton.inventory.hosts import Ref, resolve_groups
 from craton.inventory.quotas import check_quota
@@ -53,6 +54,7 @@ def create_group(session: Session, ctx: RequestContext, region: Region,
                                              Group.name == name)) is not None:
         raise Conflict(f"group {name!r} already exists in region {region.id}",
                        fields={"name": "already exists in the region"})
+    check_new_names(session, region.id, Group, {"name": name})
     links = resolve_groups(session, region.id, {
         field: data.get(field) or [] for field in ("children", "parents", "depends_on")
     })
@@ -83,6 +85,8 @@ def update_group(session: Session, ctx: RequestContext, group: Group,
                                                  Group.name == data["name"])) is not None:
             raise Conflict(f"group {data['name']!r} already exists in region {group.region_id}",
                            fields={"name": "already exists in the region"})
+        check_new_names(session, group.region_id, Group, {"name": data["name"]},
+                        renaming=group.id)
         group.name = data["name"]
         # Its name shows in its neighbours' and members' representations: move their ETags.
         bump_versions(session, Group, _neighbours(session, group))

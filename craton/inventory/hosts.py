@@ -20,6 +20,7 @@ from craton.context import Action, RequestContext
 from craton.db.models import Group, Host, HostGroup, HostState, HostVariable, Quota, Region
 from craton.db.util import bump_versions, chunked, conflict_on_integrity_error, flush_or_conflict
 from craton.errors import Conflict, InvalidInput, invalid
+from craton.inventory.clashes import check_new_names
 from craton.inventory.quotas import check_quota
 from craton.inventory.variables import encode_variables, merge_variables
 from craton.names import (
@@ -186,6 +187,9 @@ def create_hosts(session: Session, ctx: RequestContext, region: Region,
         raise Conflict(f"{len(taken)} host name(s) already exist in region {region.id}: "
                        + ", ".join(sorted(taken)[:10]), fields=fields)
 
+    check_new_names(session, region.id, Host,
+                    {(f"{index}.name" if numbered else "name"): name
+                     for name, index in seen.items()}, what=what)
     check_quota(session, region.tenant_id, Quota.HOSTS, len(rows), quotas)
     with conflict_on_integrity_error("a host with one of these names was created "
                                      "concurrently; nothing was created"):
@@ -240,6 +244,8 @@ def update_host(session: Session, ctx: RequestContext, host: Host,
         if exists is not None:
             raise Conflict(f"host {clean['name']!r} already exists in region {host.region_id}",
                            fields={"name": "already exists in the region"})
+        check_new_names(session, host.region_id, Host, {"name": clean["name"]},
+                        renaming=host.id)
     for field, value in clean.items():
         setattr(host, field, value)
     if "variables" in data:

@@ -8,7 +8,6 @@ whatever N is.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +23,7 @@ from craton.names import (
     group_name_problem,
     host_name_problem,
     normalize_ip,
-    variable_key_problem,
+    variable_key_form_problem,
 )
 from craton.values import value_digest
 
@@ -77,7 +76,6 @@ def parse_var_filter(text: str) -> tuple[str, str | None]:
     return key, (value if sep else None)
 
 
-GLOB_PATTERN = re.compile(r"[A-Za-z0-9_.*?-]{1,200}")
 MAX_FILTER_VALUE = 4096
 
 
@@ -90,7 +88,7 @@ def build_filter(args: Mapping[str, Any], region_id: int | None = None) -> HostF
     name, group = args.get("name"), args.get("group")
     if name is not None:
         problem = host_name_problem(name) if not GLOB_CHARS & set(name) else (
-            None if GLOB_PATTERN.fullmatch(name) else
+            None if host_name_problem(name.replace("*", "x").replace("?", "x")) is None else
             "a glob may contain only the characters of host names, '*' and '?'")
         if problem is not None:
             raise invalid({"name": problem})
@@ -100,7 +98,7 @@ def build_filter(args: Mapping[str, Any], region_id: int | None = None) -> HostF
             raise invalid({"group": problem})
     variables = tuple(parse_var_filter(text) for text in args.get("var") or ())
     for key, value in variables:
-        problem = variable_key_problem(key)
+        problem = variable_key_form_problem(key)
         if problem is not None:
             raise invalid({"var": f"{key!r} {problem}"})
         if value is not None and len(value) > MAX_FILTER_VALUE:

@@ -17,7 +17,7 @@ from craton.config import LimitSettings
 from craton.db.models import VARIABLE_MODELS, Group, Host, Region
 from craton.errors import NotFound, invalid
 from craton.inventory.resolve import PRIORITY
-from craton.names import variable_key_problem
+from craton.names import tagged_key_problem, variable_key_form_problem, variable_key_problem
 from craton.values import canonical_json, utcnow, value_digest
 
 Owner = Region | Group | Host
@@ -46,10 +46,13 @@ def value_depth(value: Any, stop_after: int) -> int:
 def encode_value(value: Any, limits: LimitSettings) -> tuple[str | None, str | None]:
     """(canonical JSON of ``value``, None), or (None, why it cannot be kept): not JSON, nested
     deeper than [limits] max_json_depth, or larger than max_value_bytes encoded."""
-    if isinstance(value, Mapping | list | tuple) and \
-            value_depth(value, limits.max_json_depth) > limits.max_json_depth:
-        return None, (f"nests arrays and objects more than {limits.max_json_depth} levels "
-                      "deep ([limits] max_json_depth)")
+    if isinstance(value, Mapping | list | tuple):
+        if value_depth(value, limits.max_json_depth) > limits.max_json_depth:
+            return None, (f"nests arrays and objects more than {limits.max_json_depth} levels "
+                          "deep ([limits] max_json_depth)")
+        tagged = tagged_key_problem(value)
+        if tagged is not None:
+            return None, tagged
     try:
         text = canonical_json(value)
     except (TypeError, ValueError):
@@ -113,7 +116,7 @@ def merge_variables(owner: Owner, patch: Mapping[str, Any], limits: LimitSetting
     """Set the keys of ``patch``; a key whose value is null is deleted."""
     deletions = tuple(key for key, value in patch.items() if value is None)
     for key in deletions:
-        problem = variable_key_problem(key)
+        problem = variable_key_form_problem(key)
         if problem is not None:
             raise invalid({f"variables.{key}": problem})
     updates = encode_variables({k: v for k, v in patch.items() if v is not None}, limits)
@@ -131,11 +134,10 @@ def delete_variable(owner: Owner, key: str) -> None:
 
 def _apply(owner: Owner, updates: Encoded, limits: LimitSettings, *, remove_others: bool,
            deletions: tuple[str, ...]) -> bool:
-    if isinstance(owner, Group) and PRIORITY in updates:
-        value = json.loads(updates[PRIORITY][0])
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise invalid({f"variables.{PRIORITY}": "must be an integer: Ansible orders a "
-                                                    "host's groups by it"})
+    if isinstance(owner, Group | Region) and PRIORITY in updates:
+        problem = priority_problem(json.loads(updates[PRIORITY][0]))
+        if problem is not None:
+            raise invalid({f"variables.{PRIORITY}": problem})
     row_class = VARIABLE_MODELS[type(owner)]
     current = {row.key: row for row in owner.variable_rows}
     changed = False
@@ -157,6 +159,15 @@ def _apply(owner: Owner, updates: Encoded, limits: LimitSettings, *, remove_othe
     if changed:
         touch(owner)
     return changed
+
+
+def priority_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a group's (or a region's: Ansible's ``all``) priority: Ansible
+    converts it with int() when it loads the inventory (Group.set_variable), failing on
+    anything else, and orders a host's groups by it."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None
+    return "must be an integer: Ansible orders a host's groups by it and fails on anything else"
 
 
 def value_candidates(raw: str) -> list[str]:

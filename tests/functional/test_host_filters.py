@@ -60,16 +60,19 @@ def refused(client: Client, url: str) -> dict[str, str]:
 def named(client: Client, region: dict[str, Any]) -> str:
     """Hosts whose names mix underscores, dots and case; returns the region's hosts URL."""
     bulk(client, region, [{"name": n} for n in (
-        "web_1", "webX1", "web-1", "web1", "Web1", "web10", "a_b", "axb", "a_bc", "aXbc",
-        "db.1", "dbx1",
+        "web_1", "webX1", "web-1", "web1", "Web2", "web10", "a_b", "axb", "a_bc", "aXbc",
+        "db.1", "dbx1", "a%b",
     )])
     return hosts_url(region)
 
 
 @pytest.mark.parametrize(("name", "expected"), [
     ("web1", ["web1"]),
-    ("Web1", ["Web1"]),
+    ("Web2", ["Web2"]),
     ("WEB1", []),
+    ("web2", []),
+    ("a%b", ["a%b"]),
+    ("a%", []),
     ("web_1", ["web_1"]),
     ("a_b", ["a_b"]),
     ("db.1", ["db.1"]),
@@ -81,9 +84,9 @@ def test_name_without_wildcards_is_exact(client, named, name, expected):
     assert names(client, f"{named}?{urlencode({'name': name})}") == expected
 
 
-@pytest.mark.parametrize("name", ["a%b", "a%", "%", "web1 ", " web1", "a b", "a/b"])
+@pytest.mark.parametrize("name", ["web1 ", " web1", "a b", "a/b", "a:b", "[a]"])
 def test_name_no_host_could_have_is_refused(client, named, name):
-    """A name filter no stored name could match (LIKE metacharacters, spaces) is a 422 naming
+    """A name filter no stored name could match (spaces, '/', ':') is a 422 naming
     the argument — rather than an empty list, or whatever a database's comparison rules make
     of it (MariaDB's = ignores trailing spaces)."""
     response = client.get(f"{named}?{urlencode({'name': name})}")
@@ -93,25 +96,26 @@ def test_name_no_host_could_have_is_refused(client, named, name):
 
 @pytest.mark.parametrize(("pattern", "expected"), [
     ("web*", ["web_1", "webX1", "web-1", "web1", "web10"]),
-    ("Web*", ["Web1"]),
+    ("Web*", ["Web2"]),
     ("web?", ["web1"]),
     ("web??", ["web_1", "webX1", "web-1", "web10"]),
     ("web_?", ["web_1"]),
     ("web_*", ["web_1"]),
     ("a_?", ["a_b"]),
     ("a_*", ["a_b", "a_bc"]),
-    ("a?b", ["a_b", "axb"]),
+    ("a?b", ["a_b", "axb", "a%b"]),
+    ("a%*", ["a%b"]),
     ("db.?", ["db.1"]),
-    ("*1", ["web_1", "webX1", "web-1", "web1", "Web1", "db.1", "dbx1"]),
-    ("*", ["web_1", "webX1", "web-1", "web1", "Web1", "web10", "a_b", "axb", "a_bc", "aXbc",
-           "db.1", "dbx1"]),
+    ("*1", ["web_1", "webX1", "web-1", "web1", "db.1", "dbx1"]),
+    ("*", ["web_1", "webX1", "web-1", "web1", "Web2", "web10", "a_b", "axb", "a_bc", "aXbc",
+           "db.1", "dbx1", "a%b"]),
 ])
 def test_name_glob_treats_like_characters_literally(client, named, pattern, expected):
-    """* and ? are the only wildcards; _ in a pattern means itself; case counts."""
+    """* and ? are the only wildcards; _ and % in a pattern mean themselves; case counts."""
     assert names(client, f"{named}?{urlencode({'name': pattern})}") == expected
 
 
-@pytest.mark.parametrize("pattern", ["a%*", "*%*", "* ", "*/*"])
+@pytest.mark.parametrize("pattern", ["* ", "*/*", "*:*", "[*"])
 def test_glob_with_characters_no_name_has_is_refused(client, named, pattern):
     response = client.get(f"{named}?{urlencode({'name': pattern})}")
     assert response.status_code == 422
@@ -278,7 +282,7 @@ def test_var_filter_ignores_variables_set_on_groups(client, variables):
     assert names(client, f"{variables}?group=racked") == ["inherits"]
 
 
-@pytest.mark.parametrize("text", ["1a:x", "class:1", "a-b:1", ":x", "", "a b"])
+@pytest.mark.parametrize("text", [":x", "", 'a"b:1', "a\x01:1"])
 def test_var_filter_with_invalid_key_is_422(client, variables, text):
     """A key no variable could have is refused, naming the var argument."""
     fields = refused(client, f"{variables}?{urlencode({'var': ['role:web', text]}, doseq=True)}")

@@ -434,7 +434,7 @@ def failing_reference(case: str, sources: Path, web: WebServer) -> dict[str, Any
         (sources / "loop.yml").write_text("loop: &loop [1, *loop]\n")
         return {"url": f"file://{sources}/loop.yml"}
     assert case == "bad variable key"
-    (sources / "badkey.yml").write_text("good: 1\nbad-key: 2\n")
+    (sources / "badkey.yml").write_text("good: 1\ninventory_hostname: 2\n")
     return {"url": f"file://{sources}/badkey.yml"}
 
 

@@ -34,6 +34,8 @@ BODIES: dict[tuple[str, str], Callable[[World], Any]] = {
     ("/v1/regions/<int:region_id>/variables", "PATCH"): lambda w: {"variables": {"role": 2}},
     ("/v1/regions/<int:region_id>/hosts", "POST"): lambda w: {"name": "intruder"},
     ("/v1/regions/<int:region_id>/groups", "POST"): lambda w: {"name": "intruder"},
+    ("/v1/regions/<int:region_id>/import", "POST"): lambda w: {
+        "format": "ini", "content": "[intruders]\nintruder ansible_host=192.0.2.1\n"},
     ("/v1/hosts/<int:host_id>", "PATCH"): lambda w: {"ssh_user": "intruder"},
     ("/v1/hosts/<int:host_id>/variables", "PUT"): lambda w: {"variables": {"x": 1}},
     ("/v1/hosts/<int:host_id>/variables", "PATCH"): lambda w: {"variables": {"role": 2}},

@@ -19,9 +19,10 @@ from craton.api.common import (
 )
 from craton.api.v1 import schemas
 from craton.api.v1.variables import register_variables
+from craton.context import Action
 from craton.db.models import Region, Tenant
 from craton.db.scope import get_scoped, scoped_select
-from craton.inventory import tenancy
+from craton.inventory import importer, tenancy
 from craton.names import check, slug_problem
 
 blp = Blueprint("regions", __name__, url_prefix="/v1",
@@ -91,6 +92,27 @@ class RegionItem(MethodView):
         region = get_scoped(db_session(), context(), Region, region_id)
         check_if_match(region)
         tenancy.delete_region(db_session(), context(), region, cascade=args["cascade"])
+
+
+@blp.route("/regions/<int:region_id>/import")
+class RegionImport(MethodView):
+    @blp.arguments(schemas.ImportSchema)
+    @blp.arguments(schemas.ImportArgs, location="query")
+    @blp.response(200, schemas.ImportPlanSchema)
+    @blp.doc(responses={"429": schemas.quota_response("hosts or groups")})
+    def post(self, data: dict[str, Any], args: dict[str, Any], region_id: int) -> Any:
+        """Import an Ansible inventory (INI, YAML, dynamic-inventory JSON or a directory with
+        group_vars/host_vars), read by Ansible's own loader, in one transaction; with
+        dry_run=true, only the plan"""
+        region = get_scoped(db_session(), context(), Region, region_id, LOADERS)
+        context().require(Action.WRITE)
+        files = importer.inventory_files(data["format"], data.get("content"), data.get("files"))
+        parsed = importer.parse_inventory(files)
+        settings = services().settings
+        plan = importer.import_inventory(db_session(), context(), region, parsed,
+                                         dry_run=args["dry_run"], limits=settings.limits,
+                                         quotas=settings.quotas)
+        return plan.as_dict()
 
 
 register_variables(blp, Region, "regions", "region_id")

@@ -161,6 +161,40 @@ class DeleteArgs(Schema):
         "description": "Also delete everything inside (otherwise a non-empty parent is 409)."})
 
 
+# --- Import ------------------------------------------------------------------------------------
+
+class ImportSchema(Schema):
+    format = fields.String(required=True, validate=validate.OneOf(
+        ("ini", "yaml", "json", "directory")), metadata={
+        "description": "ini, yaml (Ansible's inventory formats), json (a dynamic-inventory "
+                       "script's output) or directory (files: inventory files beside "
+                       "group_vars/ and host_vars/)."})
+    content = fields.String(metadata={"description": "The inventory's text (not directory)."})
+    files = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "A directory inventory: relative path → file text."})
+
+
+class ImportArgs(Schema):
+    dry_run = fields.Boolean(load_default=False, metadata={
+        "description": "Answer the plan without changing anything."})
+
+
+class CreatedChangedSchema(Schema):
+    created = fields.List(fields.String())
+    changed = fields.List(fields.String())
+
+
+class ImportPlanSchema(Schema):
+    dry_run = fields.Boolean()
+    region = fields.Dict(keys=fields.String(), values=fields.Boolean())
+    groups = fields.Nested(CreatedChangedSchema)
+    hosts = fields.Nested(CreatedChangedSchema)
+    ignored_variables = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
+                                    metadata={"description": "Variables the inventory set "
+                                              "that Ansible sets itself (and so ignores), by "
+                                              "group or host: not imported."})
+
+
 # --- Hosts -------------------------------------------------------------------------------------
 
 class HostSchema(Stamped):
