@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import sys
 from typing import Any
 
@@ -21,6 +22,7 @@ class CratonServer(BaseApplication):  # type: ignore[misc]
     def __init__(self, settings: Settings, bind: str) -> None:
         self.settings = settings
         self.bind = bind
+        self.app: Any = None
         super().__init__()
 
     def load_config(self) -> None:
@@ -41,6 +43,7 @@ class CratonServer(BaseApplication):  # type: ignore[misc]
             "proc_name": "craton-api",
             # gunicorn's control socket lives at one path per user: two servers would share it.
             "control_socket_disable": True,
+            "worker_exit": self.worker_exit,
         }
         for key, value in options.items():
             self.cfg.set(key, value)
@@ -54,7 +57,21 @@ class CratonServer(BaseApplication):  # type: ignore[misc]
             resumed = services.jobs.engine.resume_interrupted()
             if resumed:
                 logging.getLogger("craton").info("resuming interrupted jobs %s", resumed)
+        self.app = app
         return app
+
+    def worker_exit(self, _server: Any, _worker: Any) -> None:
+        """Gunicorn stops this worker (SIGTERM, a restart): its running jobs stop and every
+        event emitted so far is stored before the process ends. The stopped jobs' threads wait
+        for the exit (their runs record nothing, and run again at the next start), so the
+        process leaves without waiting for them."""
+        if self.app is None:
+            return
+        if self.app.extensions["craton"].jobs.shutdown():
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
 
 
 def is_loopback(host: str) -> bool:

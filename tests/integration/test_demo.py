@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import signal
 import time
 from collections.abc import Iterator
 from importlib import resources
@@ -166,3 +167,64 @@ def test_the_demo_playbook_shows_every_host_state(manage: Manage, server: Server
             assert started - dt.timedelta(seconds=1) <= converged_at <= finished, name
         else:
             assert audit == {"converged_at": None, "demo_playbook": None}, (name, variables)
+
+
+def test_a_stopped_server_keeps_every_event_and_resumes_the_job(manage: Manage) -> None:
+    """The operator restarts craton-api (SIGTERM) while the demo job's second wave runs: the
+    server stops the run, stores every event emitted so far — the last says the job was
+    interrupted — and exits; started again, it resumes the job, running again only the wave
+    that was cut short. The job's record has every event once, numbered without a gap."""
+    region_id, source = load_demo(manage)
+    control = {str(h["name"]) for h in demo_hosts() if h["groups"] == ["control"]}
+    with running_api(manage.env, manage.home) as server:
+        reply = server.call("POST", "/v1/jobs", {"region_id": region_id,
+                                                 "playbook": DEMO_PLAYBOOK,
+                                                 "source": {"path": str(source)}})
+        assert reply.status == 202, reply.body
+        job_id = reply.json()["id"]
+        deadline = time.monotonic() + JOB_TIMEOUT
+        while True:
+            job = server.call("GET", f"/v1/jobs/{job_id}").json()
+            if job["hosts"]["running"] > len(control):  # the second wave
+                break
+            assert job["status"] not in FINISHED and time.monotonic() < deadline, job
+            time.sleep(0.1)
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(60) == 0
+    with running_api(manage.env, manage.home) as server:
+        job = run_to_the_end_of(server, job_id)
+        record = all_events(server, job_id)
+    assert job["status"] == "failed" and job["message"] == "1 failed, 1 unreachable", job
+    assert [e["seq"] for e in record] == list(range(1, len(record) + 1))
+    stops = [i for i, e in enumerate(record) if "interrupted" in e["data"]]
+    assert len(stops) == 1, "one interrupted event, stored before the server exited"
+    before, after = record[:stops[0]], record[stops[0] + 1:]
+    for host in demo_hosts():
+        name = str(host["name"])
+        starts = (sum(e["kind"] == "runner_on_start" and e["host"] == name for e in before),
+                  sum(e["kind"] == "runner_on_start" and e["host"] == name for e in after))
+        if name in control:
+            assert starts[1] == 0, (name, "the first wave is not run again")
+        elif name != UNREACHABLE_HOST:
+            assert starts[0] > 0 and starts[1] > 0, (name, starts)
+        assert sum(e["kind"] == "host_result" and e["host"] == name for e in record) == 1, name
+
+
+def run_to_the_end_of(server: Server, job_id: int) -> dict[str, Any]:
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while True:
+        job = server.call("GET", f"/v1/jobs/{job_id}").json()
+        if job["status"] in FINISHED:
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.25)
+
+
+def all_events(server: Server, job_id: int) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    path: str | None = f"/v1/jobs/{job_id}/events?limit=1000"
+    while path:
+        page = server.call("GET", path).json()
+        events += page["items"]
+        path = page.get("next")
+    return events
