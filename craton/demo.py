@@ -28,6 +28,8 @@ from craton.inventory import groups, hosts, tenancy
 TENANT = "demo"
 REGION = "demo-local"
 DEMO_PLAYBOOK = "site.yml"
+DEMO_FORKS = 20
+"""Hosts the demo job runs at once: its largest wave (17 hosts) in one go."""
 """The playbook of the demo source, "Converge the demo cloud"."""
 DISK_FAILURE_HOST = "cmp-07"
 """Its disk check fails (host variable ``demo_disk_failure``)."""

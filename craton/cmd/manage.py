@@ -56,7 +56,7 @@ def config_sample(settings: Settings | None, args: argparse.Namespace) -> int:
 def demo_load(settings: Settings, args: argparse.Namespace) -> int:
     """Create the demo fleet unless it exists; put the demo playbooks (this version's) where a
     job can read them."""
-    from craton.demo import DEMO_PLAYBOOK, install_demo_source, load_demo
+    from craton.demo import DEMO_FORKS, DEMO_PLAYBOOK, install_demo_source, load_demo
 
     db = Database(settings.database_url)
     try:
@@ -67,7 +67,8 @@ def demo_load(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         db.dispose()
     source = install_demo_source(settings, tenant_id)
-    job = {"region_id": region_id, "playbook": DEMO_PLAYBOOK, "source": {"path": str(source)}}
+    job = {"region_id": region_id, "playbook": DEMO_PLAYBOOK, "source": {"path": str(source)},
+           "forks": DEMO_FORKS}
     print(f"demo playbook {DEMO_PLAYBOOK} is in {source}; run it on the fleet with\n"
           f"  POST /v1/jobs {json.dumps(job)}")
     return 0

@@ -17,7 +17,6 @@ from werkzeug.wrappers import Response
 
 from craton import __version__, demo
 
-DEMO_FORKS = 10
 """The demo fleet's 20 hosts in two waves: a first look that takes well under a minute."""
 
 blp = Blueprint("web", __name__, url_prefix="/ui", template_folder="templates",
@@ -46,7 +45,7 @@ def form_defaults() -> dict[str, Any]:
     if not (source / demo.DEMO_PLAYBOOK).is_file():
         return {}
     return {"region_id": region_id, "source_path": str(source), "playbook": demo.DEMO_PLAYBOOK,
-            "forks": DEMO_FORKS}
+            "forks": demo.DEMO_FORKS}
 
 
 @blp.get("/jobs/<int:job_id>")

@@ -81,4 +81,4 @@ def test_the_start_form_offers_the_demo_once_it_is_loaded(web: FlaskClient, sett
     assert source == settings.data_dir / "sources" / str(region.tenant_id) / "demo"
     assert defaults(web) == {
         "region_id": region.id, "source_path": str(source),
-        "playbook": demo.DEMO_PLAYBOOK, "forks": 10}
+        "playbook": demo.DEMO_PLAYBOOK, "forks": demo.DEMO_FORKS}

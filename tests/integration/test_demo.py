@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from craton.demo import (
+    DEMO_FORKS,
     DEMO_PLAYBOOK,
     DISK_FAILURE_HOST,
     GROUPS,
@@ -62,6 +63,7 @@ def load_demo_of_tenant(manage: Manage) -> tuple[int, int, Path]:
     body = json.loads(lines[-1].strip().removeprefix("POST /v1/jobs "))
     assert body["playbook"] == DEMO_PLAYBOOK
     assert body["region_id"] == int(said[1])
+    assert body["forks"] == DEMO_FORKS
     return body["region_id"], int(said[2]), Path(body["source"]["path"])
 
 
@@ -119,7 +121,7 @@ def test_the_demo_playbook_shows_every_host_state(manage: Manage, server: Server
     region_id, source = load_demo(manage)
 
     job, polls = run_to_the_end(server, {"region_id": region_id, "playbook": DEMO_PLAYBOOK,
-                                         "source": {"path": str(source)}})
+                                         "source": {"path": str(source)}, "forks": DEMO_FORKS})
 
     progress = [poll["progress"] for poll in polls]
     control = sum(1 for host in demo_hosts() if host["groups"] == ["control"])
@@ -179,7 +181,8 @@ def test_a_stopped_server_keeps_every_event_and_resumes_the_job(manage: Manage) 
     with running_api(manage.env, manage.home) as server:
         reply = server.call("POST", "/v1/jobs", {"region_id": region_id,
                                                  "playbook": DEMO_PLAYBOOK,
-                                                 "source": {"path": str(source)}})
+                                                 "source": {"path": str(source)},
+                                                 "forks": DEMO_FORKS})
         assert reply.status == 202, reply.body
         job_id = reply.json()["id"]
         deadline = time.monotonic() + JOB_TIMEOUT

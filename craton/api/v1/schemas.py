@@ -14,7 +14,7 @@ from flask import current_app
 from marshmallow import fields, validate
 
 from craton.config import MAX_LIMIT
-from craton.db.models import MAX_ID, HostState, SecretKind
+from craton.db.models import MAX_ID, HostState, JobLayout, SecretKind
 from craton.inventory.quotas import effective_quotas
 from craton.values import iso_utc
 
@@ -398,9 +398,12 @@ class JobCreateSchema(Schema):
     source = fields.Nested(JobSourceSchema, load_default=dict)
     filters = fields.Nested(JobFiltersSchema, load_default=dict, metadata={
         "description": "Which hosts: the same filters as the hosts list."})
-    layout = fields.String(load_default="hosts", validate=validate.OneOf(("hosts", "ansible")),
-                           metadata={"description": "hosts: one run per host, ordered by "
-                                                    "depends_on; ansible: one aggregate run"})
+    layout = fields.String(
+        load_default=JobLayout.HOSTS.value, validate=validate.OneOf([m.value for m in JobLayout]),
+        metadata={"description": "hosts: one ansible-playbook run per wave of depends_on (a "
+                                 "host starts once the groups it depends on are done, and is "
+                                 "skipped if one of their hosts failed); ansible: one run "
+                                 "over every host, depends_on not awaited"})
     forks = fields.Integer(strict=True, validate=validate.Range(min=1), metadata={
         "description": "Hosts at once (default [jobs] default_forks)."})
     check = fields.Boolean(load_default=False)

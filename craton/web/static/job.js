@@ -73,7 +73,7 @@ function apply(event) {
         if (data.status === "running" && !model.job.started_at) model.job.started_at = event.created_at;
         if (data.message) model.job.message = data.message;
       }
-      if (data.step) model.step = data.step === "materialized" ? "inventory bundle built" : "playbook source checked out";
+      if (data.step) model.step = stepText(data);
       if (data.cancel_requested_by) model.job.cancel_requested = true;
       redraw.summary = true;
       break;
@@ -81,6 +81,13 @@ function apply(event) {
       break;
   }
   activityQueue.push(event);
+}
+
+/** What a job's step event says, in words. */
+function stepText(data) {
+  if (data.step === "materialized") return "inventory bundle built";
+  if (data.step === "wave") return `wave ${data.wave} of ${data.waves}: ${data.hosts} host${data.hosts === 1 ? "" : "s"}`;
+  return "playbook source checked out";
 }
 
 function setHost(host, changes) {
@@ -174,8 +181,9 @@ function nowText(c) {
   for (const host of model.hosts.values()) {
     if (host.status === "running" && host.task) tasks.set(host.task, (tasks.get(host.task) || 0) + 1);
   }
-  if (job.layout === "ansible" && model.taskNow) {
-    return `${model.taskNow} — ${c.running} host${c.running === 1 ? "" : "s"} running`;
+  if (model.taskNow) {
+    const wave = model.step && model.step.startsWith("wave") ? `${model.step.split(":")[0]} · ` : "";
+    return `${wave}${model.taskNow} — ${c.running} host${c.running === 1 ? "" : "s"} running`;
   }
   if (!tasks.size) return c.running ? `${c.running} hosts starting` : (model.step || "starting");
   const top = [...tasks.entries()].sort((a, b) => b[1] - a[1]).slice(0, 3);
@@ -341,13 +349,12 @@ function activityLine(event) {
     case "runner_on_ok": return d.changed ? ["changed", `${who}${d.task} changed`] : null;
     case "host_result": return [event.data.status, `${who}finished ${event.data.status}`];
     case "host_skipped": return ["skipped", `${who}skipped — ${d.msg || ""}`];
-    // One run per host repeats each play and task per host: the hosts' own lines say more.
-    case "playbook_on_play_start": return model.job.layout === "ansible" ? ["info", `PLAY ${d.play || ""}`] : null;
-    case "playbook_on_task_start": return model.job.layout === "ansible" ? ["info", `TASK ${d.task || ""}`] : null;
+    case "playbook_on_play_start": return ["info", `PLAY ${d.play || ""}`];
+    case "playbook_on_task_start": return ["info", `TASK ${d.task || ""}`];
     case "audit": return ["info", `${who}recorded ${(d.variables || []).join(", ")}`];
     case "job":
       if (d.status) return [d.status, `job ${d.status}${d.message ? ` — ${d.message}` : ""}`];
-      if (d.step) return ["info", d.step === "materialized" ? "inventory bundle built" : "playbook source checked out"];
+      if (d.step) return ["info", stepText(d)];
       if (d.cancel_requested_by) return ["info", `cancel requested by ${d.cancel_requested_by}`];
       return null;
     default: return null;
@@ -399,7 +406,7 @@ function describeJob(job) {
     h("span", {}, "on ", h("strong", { text: region })), " · ",
     h("span", { text: filters ? `hosts ${filters}` : "all hosts" }), " · ",
     h("span", { text: `source ${source}${pin}` }), " · ",
-    h("span", { text: `${job.layout === "ansible" ? "one aggregate run" : "one run per host"}, forks ${job.forks}` }),
+    h("span", { text: `${job.layout === "ansible" ? "one run for every host" : "runs in waves by depends_on"}, forks ${job.forks}` }),
     job.check ? h("span", { class: "tag", text: "check mode" }) : null,
     " · ", h("span", { text: `by ${job.created_by}` }),
   ].filter((part) => part !== null));
