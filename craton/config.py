@@ -396,6 +396,16 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("; ".join(problems))
 
 
+def without_password(url: str) -> str:
+    """``url`` fit for a log line or an error message: its password replaced by ``***``."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
+
+
 def exposed_services(redis_url: str, database_url: str) -> list[str]:
     """Craton's services a sandboxed job could use without credentials — the sandbox shares
     the host's network, so Redis or a networked database reached without a password would

@@ -17,7 +17,7 @@ import sys
 import threading
 from types import FrameType
 
-from craton.config import ConfigError, Settings, load_settings
+from craton.config import ConfigError, Settings, load_settings, without_password
 
 LOG = logging.getLogger("craton.worker")
 
@@ -84,7 +84,8 @@ def serve(settings: Settings, name: str | None) -> int:
     try:
         board = make_board(runtime)
     except Exception as error:
-        LOG.error("cannot reach the jobboard at %s: %s", settings.redis.url, error)
+        LOG.error("cannot reach the jobboard at %s: %s", without_password(settings.redis.url),
+                  error)
         unregister(runtime)
         runtime.close()
         db.dispose()
@@ -93,7 +94,7 @@ def serve(settings: Settings, name: str | None) -> int:
     thread = threading.Thread(target=conductor.run, name="craton-conductor")
     thread.start()
     LOG.info("%s taking jobs from %s (up to %d at a time)", conductor.name,
-             settings.redis.url, settings.jobs.concurrent_jobs)
+             without_password(settings.redis.url), settings.jobs.concurrent_jobs)
     try:
         while not stopping.wait(0.5):
             if not thread.is_alive():

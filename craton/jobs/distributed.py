@@ -34,6 +34,7 @@ from taskflow.conductors.backends import impl_nonblocking
 from taskflow.jobs.backends import impl_redis
 from taskflow.utils import redis_utils
 
+from craton.config import without_password
 from craton.db.models import Job, JobStatus
 from craton.jobs.engine import EventListener, _fail_unfinished, logbook_for, store_for
 from craton.jobs.flows import FetchSource, Materialize, build_flow, work_dir
@@ -173,9 +174,9 @@ class DistributedEngine:
             LOG.error("could not post job %s to the jobboard: %s", job_id, error)
             with self._lock:
                 self._board = None
+            where = without_password(self.rt.settings.redis.url)
             _fail_unfinished(self.rt, job_id, RuntimeError(
-                f"it could not be posted to the jobboard at {self.rt.settings.redis.url}: "
-                f"{error}"))
+                f"it could not be posted to the jobboard at {where}: {error}"))
 
     def wait(self, job_id: int, timeout: float | None = None) -> None:
         """Return once the job has finished (whichever worker ran it); TimeoutError after

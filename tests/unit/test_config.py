@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from craton import config
-from craton.config import ConfigError, Settings, env_name, load_settings
+from craton.config import ConfigError, Settings, env_name, load_settings, without_password
 
 
 @pytest.fixture(autouse=True)
@@ -313,3 +313,12 @@ def test_services_a_sandboxed_job_could_use_are_refused(environ: dict[str, str],
 ])
 def test_protected_services_and_absolute_paths_are_accepted(environ: dict[str, str]) -> None:
     assert load_settings(environ=environ)
+    assert load_settings(environ=environ)
+
+
+def test_urls_in_logs_hide_their_password() -> None:
+    """A URL shown in a log line or an error keeps everything but its password."""
+    assert without_password("redis://:s3cret@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
+    assert without_password("mysql+pymysql://craton:s3cret@db/craton?charset=utf8mb4") == \
+        "mysql+pymysql://craton:***@db/craton?charset=utf8mb4"
+    assert without_password("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
