@@ -313,7 +313,6 @@ def test_services_a_sandboxed_job_could_use_are_refused(environ: dict[str, str],
 ])
 def test_protected_services_and_absolute_paths_are_accepted(environ: dict[str, str]) -> None:
     assert load_settings(environ=environ)
-    assert load_settings(environ=environ)
 
 
 def test_urls_in_logs_hide_their_password() -> None:
