@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -351,6 +352,14 @@ def silent_listener() -> Iterator[int]:
         listener.close()
 
 
+def wait_for_status(api: Server, job_id: int, status: str, timeout: float = 60) -> None:
+    """Poll the job until it has ``status`` (AssertionError after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while (now := api.call("GET", f"/v1/jobs/{job_id}").json()["status"]) != status:
+        assert time.monotonic() < deadline, f"job {job_id} still {now}, never {status}"
+        time.sleep(0.05)
+
+
 def test_open_event_streams_leave_requests_served(tmp_path: Path) -> None:
     """Twenty clients follow a running job's events on a server with only two request
     threads: each stream gets a thread of its own, so requests are still answered at once —
@@ -368,6 +377,7 @@ def test_open_event_streams_leave_requests_served(tmp_path: Path) -> None:
                                                 "playbook": "craton:ping"})
         assert started.status == 202, started.body
         job_id = started.json()["id"]
+        wait_for_status(api, job_id, "running")  # a busy machine may not have started it yet
         streams = []
         try:
             for _ in range(20):
