@@ -305,6 +305,17 @@ def events(client: Client, job_id: int, **query: Any) -> list[Body]:
     return listed(client, f"/v1/jobs/{job_id}/events", **query)
 
 
+def wait_event(client: Client, job_id: int, kind: str, timeout: float = JOB_TIMEOUT) -> Body:
+    """Poll the job's stored events until one of ``kind`` is there, and return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [event for event in events(client, job_id) if event["kind"] == kind]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, f"job {job_id} recorded no {kind} event"
+        time.sleep(0.1)
+
+
 # --- Server-Sent Events ---------------------------------------------------------------------
 
 @dataclasses.dataclass

@@ -31,6 +31,7 @@ from tests.functional.job_helpers import (
     run_job,
     sqlite_app,
     submit,
+    wait_event,
     wait_job,
 )
 
@@ -118,7 +119,7 @@ ansible.builtin.wait_for:
 """)})
     held = submit(api, job_body(victim, "hold.yml", victims.source(),
                                 extra_vars={"release": str(release)}))
-    wait_job(api, held["id"], until=["running"])
+    wait_event(api, held["id"], "runner_on_start")
     other_dir = japp.settings.jobs_dir / str(held["id"])
     assert other_dir.is_dir()
     marker = f"craton-planted-{secrets.token_hex(6)}"
