@@ -29,17 +29,22 @@ class UiServer(Server):
     data_dir: Path = Path()
     """Its data directory; ``<data_dir>/sources/<tenant id>`` is where a tenant's jobs may
     read playbooks from."""
+    gates: Path = Path()
+    """A directory its sandboxed jobs may read: a playbook waits there for the test's go-ahead
+    (see ``test_progress_page.make_fleet``)."""
 
 
 @pytest.fixture(scope="module")
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
     home = tmp_path_factory.mktemp("craton-ui")
-    env = craton_environment(home)
+    gates = home / "gates"
+    gates.mkdir()
+    env = craton_environment(home, CRATON_JOBS_SANDBOX_PATHS=str(gates))
     subprocess.run([str(BIN / "craton-manage"), "db", "upgrade"], env=env, check=True,
                    capture_output=True, timeout=120)
     with running_api(env, home) as running:
         yield UiServer(port=running.port, process=running.process, log=running.log,
-                       data_dir=home / "data")
+                       data_dir=home / "data", gates=gates)
 
 
 @pytest.fixture(scope="session")
