@@ -3,16 +3,17 @@ query however many jobs or hosts a page shows."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from craton.db.models import Group, Host, HostGroup, HostRunStatus, Job, JobEvent, JobHost
 from craton.db.util import chunked
-from craton.values import iso_utc
+from craton.values import utcnow
 
 
 def counts_for(session: Session, job_ids: Sequence[int]) -> dict[int, dict[str, int]]:
@@ -56,26 +57,75 @@ def progress(counts: Mapping[str, int]) -> int:
     return 100 if total == 0 else done * 100 // total
 
 
+@dataclasses.dataclass(frozen=True)
+class JobView:
+    """A job as the API shows it: its row, its hosts per status and its latest event."""
+
+    job: Job
+    counts: Mapping[str, int]
+    last_event: int
+
+    @property
+    def hosts(self) -> dict[str, int]:
+        return {**self.counts, "total": sum(self.counts.values())}
+
+    @property
+    def progress(self) -> int:
+        return progress(self.counts)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds it ran, or has run so far."""
+        if self.job.started_at is None:
+            return None
+        return ((self.job.finished_at or utcnow()) - self.job.started_at).total_seconds()
+
+
+def job_views(session: Session, jobs: Sequence[Job]) -> list[JobView]:
+    """Each job with its hosts per status and latest event: two queries for the lot."""
+    ids = [job.id for job in jobs]
+    counts = counts_for(session, ids)
+    latest = last_events(session, ids)
+    return [JobView(job, counts[job.id], latest[job.id]) for job in jobs]
+
+
+class JobHostView(NamedTuple):
+    """One host of a job, with the groups it is directly a member of now."""
+
+    row: JobHost
+    groups: list[str]
+
+
+def job_host_views(session: Session, rows: Sequence[JobHost]) -> list[JobHostView]:
+    groups = direct_groups(session, [row.host_id for row in rows if row.host_id is not None])
+    return [JobHostView(row, groups.get(row.host_id, []) if row.host_id else [])
+            for row in rows]
+
+
+class HostJob(NamedTuple):
+    """A host's part in one job."""
+
+    job_host: JobHost
+    job: Job
+
+
 def host_jobs(session: Session, host_id: int, *, limit: int,
-              before: int | None = None) -> list[tuple[JobHost, Job]]:
+              before: int | None = None) -> list[HostJob]:
     """A host's part in its jobs, newest job first (those before job ``before``, if given)."""
     stmt = (select(JobHost, Job).join(Job, Job.id == JobHost.job_id)
             .where(JobHost.host_id == host_id))
     if before is not None:
         stmt = stmt.where(JobHost.job_id < before)
-    return [(job_host, job) for job_host, job in
+    return [HostJob(job_host, job) for job_host, job in
             session.execute(stmt.order_by(JobHost.job_id.desc()).limit(limit))]
 
 
-def host_status(session: Session, host: Host) -> dict[str, Any]:
-    """Where a host is at: its last job, the task it is in or stopped at, the result."""
-    status: dict[str, Any] = {"host_id": host.id, "name": host.name,
-                              "reachable": host.reachable, "last_seen_at": host.last_seen_at,
-                              "job": None}
-    for job_host, job in host_jobs(session, host.id, limit=1):
-        status["job"] = {"id": job.id, "status": job.status.value, "playbook": job.playbook,
-                         "result": job_host.status.value, "task": job_host.current_task,
-                         "message": job_host.message,
-                         "started_at": iso_utc(job_host.started_at),
-                         "finished_at": iso_utc(job_host.finished_at)}
-    return status
+class HostStatus(NamedTuple):
+    """Where a host is at: its last job, if it has been in one."""
+
+    host: Host
+    last: HostJob | None
+
+
+def host_status(session: Session, host: Host) -> HostStatus:
+    return HostStatus(host, next(iter(host_jobs(session, host.id, limit=1)), None))

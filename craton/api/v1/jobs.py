@@ -3,7 +3,6 @@ event (a page at a time, or live as Server-Sent Events)."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -27,7 +26,6 @@ from craton.db.scope import get_scoped, scoped_select
 from craton.errors import invalid
 from craton.jobs import queries
 from craton.jobs.submit import JobRequest, request_cancel, submit_job
-from craton.values import utcnow
 
 blp = Blueprint("jobs", __name__, url_prefix="/v1",
                 description="Jobs: a playbook run over a selection of a region, with per-host "
@@ -36,35 +34,13 @@ blp = Blueprint("jobs", __name__, url_prefix="/v1",
 EVENT_ID = re.compile(r"[0-9]{1,19}")
 
 
-def job_view(job: Job, counts: dict[str, int], last_event: int) -> dict[str, Any]:
-    end = job.finished_at or (utcnow() if job.started_at else None)
-    return {
-        "id": job.id, "region_id": job.region_id, "status": job.status.value,
-        "playbook": job.playbook,
-        "source": {"url": job.source_url, "ref": job.source_ref, "pin": job.source_pin},
-        "layout": job.layout, "filters": json.loads(job.filters_json), "forks": job.forks,
-        "check": job.check_mode, "diff": job.diff_mode,
-        "extra_vars": json.loads(job.extra_vars_json), "bundle_etag": job.bundle_etag,
-        "engine": job.engine, "created_by": job.created_by,
-        "cancel_requested": job.cancel_requested, "message": job.message,
-        "hosts": {**counts, "total": sum(counts.values())},
-        "progress": queries.progress(counts), "last_event": last_event,
-        "created_at": job.created_at,
-        "started_at": job.started_at, "finished_at": job.finished_at,
-        "duration": (end - job.started_at).total_seconds() if job.started_at and end else None,
-        "version": job.version,
-    }
-
-
 def _job(job_id: int) -> Job:
     return get_scoped(db_session(), context(), Job, job_id)
 
 
 def _shown(job: Job, status: int = 200, **headers: str) -> tuple[Any, int, dict[str, str]]:
-    session = db_session()
-    counts = queries.counts_for(session, [job.id])[job.id]
-    last_event = queries.last_events(session, [job.id])[job.id]
-    return job_view(job, counts, last_event), status, {"ETag": f'"{job.version}"', **headers}
+    [view] = queries.job_views(db_session(), [job])
+    return view, status, {"ETag": f'"{job.version}"', **headers}
 
 
 @blp.route("/jobs")
@@ -79,12 +55,7 @@ class Jobs(MethodView):
         if args.get("status"):
             stmt = stmt.where(Job.status.in_(args["status"]))
         page = paginate(stmt, Job.id, args, newest_first=True)
-        ids = [job.id for job in page.items]
-        counts = queries.counts_for(db_session(), ids)
-        last_events = queries.last_events(db_session(), ids)
-        return {"items": [job_view(job, counts[job.id], last_events[job.id])
-                          for job in page.items],
-                "next": page.next}
+        return {"items": queries.job_views(db_session(), page.items), "next": page.next}
 
     @blp.arguments(schemas.JobCreateSchema)
     @blp.response(202, schemas.JobSchema)
@@ -142,15 +113,7 @@ class JobHosts(MethodView):
         if args.get("status"):
             stmt = stmt.where(JobHost.status.in_(args["status"]))
         page = paginate(stmt, JobHost.host_name, args, key="host_name")
-        groups = queries.direct_groups(
-            db_session(), [row.host_id for row in page.items if row.host_id is not None])
-        return {"items": [{**_columns(row), "groups": groups.get(row.host_id, [])}
-                          for row in page.items],
-                "next": page.next}
-
-
-def _columns(row: JobHost) -> dict[str, Any]:
-    return {column.key: getattr(row, column.key) for column in JobHost.__table__.columns}
+        return {"items": queries.job_host_views(db_session(), page.items), "next": page.next}
 
 
 @blp.route("/jobs/<int:job_id>/events")
@@ -200,13 +163,8 @@ class HostJobs(MethodView):
         host = get_scoped(db_session(), context(), Host, host_id)
         limit = page_size(args.get("limit"))
         rows = queries.host_jobs(db_session(), host.id, limit=limit + 1, before=args.get("marker"))
-        items = [{"job_id": job.id, "job_status": job.status.value, "playbook": job.playbook,
-                  "region_id": job.region_id, "created_at": job.created_at,
-                  "status": job_host.status.value, "current_task": job_host.current_task,
-                  "message": job_host.message, "started_at": job_host.started_at,
-                  "finished_at": job_host.finished_at} for job_host, job in rows[:limit]]
-        return {"items": items,
-                "next": next_link(items[-1]["job_id"]) if len(rows) > limit else None}
+        return {"items": rows[:limit],
+                "next": next_link(rows[limit - 1].job.id) if len(rows) > limit else None}
 
 
 @blp.route("/hosts/<int:host_id>/status")

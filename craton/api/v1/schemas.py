@@ -7,6 +7,7 @@ every client of the domain — the API, the demo loader, jobs — gets the same 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import marshmallow as ma
@@ -14,7 +15,14 @@ from flask import current_app
 from marshmallow import fields, validate
 
 from craton.config import MAX_LIMIT
-from craton.db.models import MAX_ID, HostState, JobLayout, SecretKind
+from craton.db.models import (
+    MAX_ID,
+    HostRunStatus,
+    HostState,
+    JobLayout,
+    JobStatus,
+    SecretKind,
+)
 from craton.inventory.quotas import effective_quotas
 from craton.values import iso_utc
 
@@ -65,6 +73,13 @@ def Marker(**kwargs: Any) -> fields.Integer:
 
 def Variables(**kwargs: Any) -> fields.Dict:
     return fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), **kwargs)
+
+
+class JsonText(fields.Field):
+    """A column that stores JSON text, shown as the value it holds."""
+
+    def _serialize(self, value: str | None, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return None if value is None else json.loads(value)
 
 
 def RefList(**kwargs: Any) -> fields.List:
@@ -398,8 +413,8 @@ class JobCreateSchema(Schema):
     source = fields.Nested(JobSourceSchema, load_default=dict)
     filters = fields.Nested(JobFiltersSchema, load_default=dict, metadata={
         "description": "Which hosts: the same filters as the hosts list."})
-    layout = fields.String(
-        load_default=JobLayout.HOSTS.value, validate=validate.OneOf([m.value for m in JobLayout]),
+    layout = fields.Enum(
+        JobLayout, by_value=True, load_default=JobLayout.HOSTS,
         metadata={"description": "hosts: one ansible-playbook run per wave of depends_on (a "
                                  "host starts once the groups it depends on are done, and is "
                                  "skipped if one of their hosts failed); ansible: one run "
@@ -411,70 +426,84 @@ class JobCreateSchema(Schema):
     extra_vars = Variables(load_default=dict)
 
 
+class JobSourceShown(Schema):
+    url = fields.String(attribute="source_url", allow_none=True)
+    ref = fields.String(attribute="source_ref", allow_none=True)
+    pin = fields.String(attribute="source_pin", allow_none=True, metadata={
+        "description": "commit:<sha> of a git source, sha256:<digest> of a directory snapshot; "
+                       "null for a built-in playbook."})
+
+
 class JobSchema(Schema):
-    id = fields.Integer()
-    region_id = fields.Integer()
-    status = fields.String(metadata={"description": "pending, running, succeeded, failed "
-                                                    "or cancelled"})
-    playbook = fields.String()
-    source = fields.Dict()
-    layout = fields.String()
-    filters = fields.Dict()
-    forks = fields.Integer()
-    check = fields.Boolean()
-    diff = fields.Boolean()
-    extra_vars = fields.Dict()
-    bundle_etag = fields.String(allow_none=True)
-    engine = fields.String()
-    created_by = fields.String()
-    cancel_requested = fields.Boolean()
-    message = fields.String(allow_none=True)
-    hosts = fields.Dict(metadata={"description": "Hosts per state, and total."})
+    """Dumps a ``craton.jobs.queries.JobView``: the job's row (``job.*``) and its counts."""
+
+    id = fields.Integer(attribute="job.id")
+    region_id = fields.Integer(attribute="job.region_id")
+    status = fields.Enum(JobStatus, by_value=True, attribute="job.status")
+    playbook = fields.String(attribute="job.playbook")
+    source = fields.Nested(JobSourceShown, attribute="job")
+    layout = fields.String(attribute="job.layout",
+                           validate=validate.OneOf([layout.value for layout in JobLayout]))
+    filters = JsonText(attribute="job.filters_json")
+    forks = fields.Integer(attribute="job.forks")
+    check = fields.Boolean(attribute="job.check_mode")
+    diff = fields.Boolean(attribute="job.diff_mode")
+    extra_vars = JsonText(attribute="job.extra_vars_json")
+    bundle_etag = fields.String(allow_none=True, attribute="job.bundle_etag")
+    engine = fields.String(attribute="job.engine")
+    created_by = fields.String(attribute="job.created_by")
+    cancel_requested = fields.Boolean(attribute="job.cancel_requested")
+    message = fields.String(allow_none=True, attribute="job.message")
+    hosts = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "Hosts per state, and total."})
     progress = fields.Integer(metadata={"description": "Finished hosts, percent."})
     last_event = fields.Integer(metadata={
         "description": "Sequence number of the job's latest event: follow the events from "
                        "here to keep this snapshot current."})
-    created_at = UTCDateTime()
-    started_at = UTCDateTime(allow_none=True)
-    finished_at = UTCDateTime(allow_none=True)
+    created_at = UTCDateTime(attribute="job.created_at")
+    started_at = UTCDateTime(allow_none=True, attribute="job.started_at")
+    finished_at = UTCDateTime(allow_none=True, attribute="job.finished_at")
     duration = fields.Float(allow_none=True, metadata={"description": "Seconds run so far."})
-    version = fields.Integer()
+    version = fields.Integer(attribute="job.version")
 
 
 class JobListArgs(PageArgs):
     region_id = Id()
-    status = fields.List(fields.String(validate=validate.OneOf(
-        ("pending", "running", "succeeded", "failed", "cancelled"))))
+    status = fields.List(fields.Enum(JobStatus, by_value=True))
 
 
 class JobHostSchema(Schema):
-    name = fields.String(attribute="host_name")
-    host_id = fields.Integer(allow_none=True)
-    status = fields.String()
-    current_task = fields.String(allow_none=True)
-    message = fields.String(allow_none=True)
-    started_at = UTCDateTime(allow_none=True)
-    finished_at = UTCDateTime(allow_none=True)
+    """Dumps a ``craton.jobs.queries.JobHostView``."""
+
+    name = fields.String(attribute="row.host_name")
+    host_id = fields.Integer(allow_none=True, attribute="row.host_id")
+    status = fields.Enum(HostRunStatus, by_value=True, attribute="row.status")
+    current_task = fields.String(allow_none=True, attribute="row.current_task")
+    message = fields.String(allow_none=True, attribute="row.message")
+    started_at = UTCDateTime(allow_none=True, attribute="row.started_at")
+    finished_at = UTCDateTime(allow_none=True, attribute="row.finished_at")
     groups = fields.List(fields.String(), metadata={
         "description": "The groups the host is directly a member of now."})
 
 
 class HostJobSchema(Schema):
-    job_id = fields.Integer()
-    job_status = fields.String()
-    playbook = fields.String()
-    region_id = fields.Integer()
-    created_at = UTCDateTime()
-    status = fields.String(metadata={"description": "What became of the host in the job."})
-    current_task = fields.String(allow_none=True)
-    message = fields.String(allow_none=True)
-    started_at = UTCDateTime(allow_none=True)
-    finished_at = UTCDateTime(allow_none=True)
+    """Dumps a ``craton.jobs.queries.HostJob``."""
+
+    job_id = fields.Integer(attribute="job.id")
+    job_status = fields.Enum(JobStatus, by_value=True, attribute="job.status")
+    playbook = fields.String(attribute="job.playbook")
+    region_id = fields.Integer(attribute="job.region_id")
+    created_at = UTCDateTime(attribute="job.created_at")
+    status = fields.Enum(HostRunStatus, by_value=True, attribute="job_host.status", metadata={
+        "description": "What became of the host in the job."})
+    current_task = fields.String(allow_none=True, attribute="job_host.current_task")
+    message = fields.String(allow_none=True, attribute="job_host.message")
+    started_at = UTCDateTime(allow_none=True, attribute="job_host.started_at")
+    finished_at = UTCDateTime(allow_none=True, attribute="job_host.finished_at")
 
 
 class JobHostListArgs(Schema):
-    status = fields.List(fields.String(validate=validate.OneOf(
-        ("pending", "running", "ok", "changed", "failed", "unreachable", "skipped"))))
+    status = fields.List(fields.Enum(HostRunStatus, by_value=True))
     limit = fields.Integer(validate=validate.Range(min=1))
     marker = fields.String(metadata={"description": "The last host name already seen."})
 
@@ -493,13 +522,28 @@ class JobEventArgs(Schema):
     limit = fields.Integer(validate=validate.Range(min=1))
 
 
+class HostLastJobSchema(Schema):
+    """Dumps a ``craton.jobs.queries.HostJob``: the job, and what became of the host in it."""
+
+    id = fields.Integer(attribute="job.id")
+    status = fields.Enum(JobStatus, by_value=True, attribute="job.status")
+    playbook = fields.String(attribute="job.playbook")
+    result = fields.Enum(HostRunStatus, by_value=True, attribute="job_host.status")
+    task = fields.String(allow_none=True, attribute="job_host.current_task")
+    message = fields.String(allow_none=True, attribute="job_host.message")
+    started_at = UTCDateTime(allow_none=True, attribute="job_host.started_at")
+    finished_at = UTCDateTime(allow_none=True, attribute="job_host.finished_at")
+
+
 class HostStatusSchema(Schema):
-    host_id = fields.Integer()
-    name = fields.String()
-    reachable = fields.Boolean(allow_none=True)
-    last_seen_at = UTCDateTime(allow_none=True)
-    job = fields.Dict(allow_none=True, metadata={
-        "description": "Its last job: id, status, playbook, result, task, message."})
+    """Dumps a ``craton.jobs.queries.HostStatus``."""
+
+    host_id = fields.Integer(attribute="host.id")
+    name = fields.String(attribute="host.name")
+    reachable = fields.Boolean(allow_none=True, attribute="host.reachable")
+    last_seen_at = UTCDateTime(allow_none=True, attribute="host.last_seen_at")
+    job = fields.Nested(HostLastJobSchema, allow_none=True, attribute="last", metadata={
+        "description": "Its last job, and the task the host is in or stopped at."})
 
 
 # --- Variables ---------------------------------------------------------------------------------
