@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import tenacity
 from sqlalchemy import bindparam, func, insert, or_, select
 from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
@@ -41,6 +42,8 @@ FLOW_END_STATES = frozenset({"SUCCESS", "REVERTED", "FAILURE"})
 
 def is_last(event: Mapping[str, Any]) -> bool:
     return event["kind"] == FLOW_EVENT and event["data"].get("state") in FLOW_END_STATES
+NUMBERING_ATTEMPTS = 5
+"""Tries at numbering a batch of events while other processes number the same job's."""
 REDIS_RETRY_SECONDS = 2.0
 REDIS_SOCKET_TIMEOUT = 5.0
 REDIS_BLOCK_SECONDS = 2.0
@@ -271,25 +274,36 @@ class EventSink:
                 LOG.exception("could not record the progress of %d hosts", len(progress))
         if not events:
             return
-        stored: list[Event] = []
-        for attempt in range(5):
-            try:
-                stored = self._insert(events, skip_known=attempt > 0)
-                break
-            except IntegrityError:
-                # Another process numbered events of the same job meanwhile, or an event was
-                # already stored: number again, leaving out what is there.
-                time.sleep(0.01 * (attempt + 1))
-            except Exception:
-                LOG.exception("could not store %d job events", len(events))
-                return
-        else:
-            LOG.error("could not number %d job events after 5 attempts", len(events))
+        try:
+            stored = self._numbered(events)
+        except IntegrityError:
+            LOG.error("could not number %d job events after %d attempts", len(events),
+                      NUMBERING_ATTEMPTS)
+            return
+        except Exception:
+            LOG.exception("could not store %d job events", len(events))
             return
         if self.redis is not None:
             self.redis.publish(stored)
         if self.on_commit is not None:
             self.on_commit([(event.job_id, event.as_dict()) for event in stored])
+
+    def _numbered(self, events: list[Event]) -> list[Event]:
+        """Store ``events``, numbering them after the job's last. Another process may number
+        events of the same job meanwhile (or an event may already be stored): then number
+        again, leaving out what is there."""
+        tries = 0
+
+        def insert() -> list[Event]:
+            nonlocal tries
+            tries += 1
+            return self._insert(events, skip_known=tries > 1)
+
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(IntegrityError),
+            stop=tenacity.stop_after_attempt(NUMBERING_ATTEMPTS),
+            wait=tenacity.wait_random_exponential(multiplier=0.01, max=0.2), reraise=True,
+        )(insert)
 
     def _store_progress(self, updates: list[HostProgress]) -> None:
         """Hosts now running a task. Conditional, so a late update never overwrites a host
