@@ -5,7 +5,6 @@ jobboard that ``craton-worker`` processes serve), chosen by ``[jobs] engine``.""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -73,9 +72,8 @@ class JobSystem:
         rt = self.runtime
         running = sorted(rt.local_jobs)
         rt.stopping.set()
-        deadline = time.monotonic() + timeout
-        while rt.active_runs and time.monotonic() < deadline:
-            time.sleep(0.05)  # ansible-runner sees the cancel within a poll and kills its run
+        # ansible-runner sees the cancel within a poll and kills its run.
+        rt.wait_for_runs(timeout)
         for job_id in running:
             rt.emit(job_id, "job", None, {"interrupted": "the server stopped; the job "
                                                          "resumes when it starts again"})

@@ -5,8 +5,10 @@ share, the database URL."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +42,8 @@ class JobRuntime:
                                settings.redis.prefix) if settings.redis.url else None
         self.local_jobs: set[int] = set()
         """Jobs this process runs now."""
-        self.active_runs: set[int] = set()
-        """Jobs with an ansible-playbook run going on in this process."""
+        self._runs: set[int] = set()
+        self._runs_changed = threading.Condition()
         self.feed = EventFeed(db)
         self.hub = EventHub(db, self.redis, self.feed, self.local_jobs.__contains__,
                             max_streams=settings.api.max_streams,
@@ -53,6 +55,23 @@ class JobRuntime:
         self.stopping = threading.Event()
         """Set when the process shuts down: runs stop at once and record nothing (see
         ``craton.jobs.tasks``), so the next process runs them again."""
+
+    @contextlib.contextmanager
+    def playbook_run(self, job_id: int) -> Iterator[None]:
+        """Marks the job's ansible-playbook run as going on in this process while inside."""
+        with self._runs_changed:
+            self._runs.add(job_id)
+        try:
+            yield
+        finally:
+            with self._runs_changed:
+                self._runs.discard(job_id)
+                self._runs_changed.notify_all()
+
+    def wait_for_runs(self, timeout: float) -> bool:
+        """Wait until no ansible-playbook run goes on in this process; False on timeout."""
+        with self._runs_changed:
+            return self._runs_changed.wait_for(lambda: not self._runs, timeout)
 
     def work_dir(self, job_id: int) -> Path:
         """Where a job's bundle and playbooks are unpacked while it runs."""

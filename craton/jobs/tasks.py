@@ -189,8 +189,7 @@ def _run(rt: JobRuntime, job: Job, bundle: Path, hosts: list[str]) -> RunOutcome
         if state.status is HostRunStatus.RUNNING:
             rt.sink.progress(HostProgress(job.id, host, state.current_task))
 
-    rt.active_runs.add(job.id)
-    try:
+    with rt.playbook_run(job.id):
         return run_playbook(
             bundle, rt.work_dir(job.id) / PROJECT, playbook_path(job.playbook),
             forks=job.forks, check=job.check_mode, diff=job.diff_mode,
@@ -200,8 +199,6 @@ def _run(rt: JobRuntime, job: Job, bundle: Path, hosts: list[str]) -> RunOutcome
             cancelled=lambda: rt.stopping.is_set() or rt.cancelled(job.id),
             limit=f"@{limit}", mark=f"job-{job.id}/run", ident=f"job-{job.id}",
             sandbox=rt.sandbox)
-    finally:
-        rt.active_runs.discard(job.id)
 
 
 class Summarize(task.Task):
