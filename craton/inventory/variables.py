@@ -123,6 +123,13 @@ def merge_variables(owner: Owner, patch: Mapping[str, Any], limits: LimitSetting
     return _apply(owner, updates, limits, remove_others=False, deletions=deletions)
 
 
+def set_keys(owner: Owner, values: Mapping[str, Any], limits: LimitSettings) -> bool:
+    """Set each key of ``values`` — null is a value here, as in an Ansible inventory, not a
+    deletion; the owner's other keys stay."""
+    return _apply(owner, encode_variables(values, limits), limits, remove_others=False,
+                  deletions=())
+
+
 def delete_variable(owner: Owner, key: str) -> None:
     for row in owner.variable_rows:
         if row.key == key:

@@ -316,3 +316,18 @@ def hostful(view: dict[str, Any]) -> dict[str, Any]:
     return {**view, "groups": {name: (hosts, [c for c in children if c in kept])
                                for name, (hosts, children) in groups.items()
                                if name in kept or name == "all"}}
+
+
+def test_a_null_value_is_imported_as_a_value(api: Client, tmp_path: Path) -> None:
+    """In an inventory ``key: null`` sets the key to None (in the API's PATCH it deletes it):
+    a region, group and host variable that is null survives the import, also into objects
+    that already exist."""
+    source = tmp_path / "nulls.yml"
+    source.write_text(json.dumps({"all": {"vars": {"alpha": None}, "children": {"web": {
+        "vars": {"beta": None}, "hosts": {"h1": {"gamma": None}}}}}}))
+    rid = new_region(api)
+    for attempt in ("creates", "merges"):
+        response = import_(api, rid, {"format": "yaml", "content": source.read_text()})
+        assert response.status_code == 200, response.get_json()
+        assert bundle_view(api, rid, tmp_path / attempt) == ansible_list(source)
+    assert api.get(f"/v1/regions/{rid}/variables").get_json()["variables"] == {"alpha": None}
