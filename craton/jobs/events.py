@@ -35,6 +35,8 @@ from craton.values import canonical_json, iso_utc, utcnow
 LOG = logging.getLogger(__name__)
 
 MAX_TEXT = 2000
+NUMBERING_ATTEMPTS = 5
+"""Tries at numbering a batch of events while other processes number the same job's."""
 FLOW_EVENT = "taskflow.flow"
 FLOW_END_STATES = frozenset({"SUCCESS", "REVERTED", "FAILURE"})
 """The flow's last state change is the last event of a job's run."""
@@ -42,8 +44,8 @@ FLOW_END_STATES = frozenset({"SUCCESS", "REVERTED", "FAILURE"})
 
 def is_last(event: Mapping[str, Any]) -> bool:
     return event["kind"] == FLOW_EVENT and event["data"].get("state") in FLOW_END_STATES
-NUMBERING_ATTEMPTS = 5
-"""Tries at numbering a batch of events while other processes number the same job's."""
+
+
 REDIS_RETRY_SECONDS = 2.0
 REDIS_SOCKET_TIMEOUT = 5.0
 REDIS_BLOCK_SECONDS = 2.0

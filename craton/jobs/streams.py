@@ -87,7 +87,8 @@ class Channel:
         self.last = 0
         """The highest sequence number known to be stored (the buffer ends there)."""
         self.ended_at: int | None = None
-        """Set when the job went quiet without its flow's last event (see QUIET_SECONDS)."""
+        """The sequence number of the flow's last event once the channel has held it; or,
+        when the job went quiet without one, of its last event (see QUIET_SECONDS)."""
         self.watchers = 0
         self.wakers: set[threading.Lock] = set()
         self.feeder: threading.Thread | None = None
@@ -113,6 +114,8 @@ class Channel:
                     self.blocks = []  # the buffer restarts after what it never held
                 self.blocks.append(block(event))
                 self.last = event["seq"]
+                if self.blocks[-1][2]:
+                    self.ended_at = self.last
                 taken = True
             if len(self.blocks) > 2 * BUFFER_EVENTS:
                 del self.blocks[:-BUFFER_EVENTS]
