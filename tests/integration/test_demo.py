@@ -140,8 +140,8 @@ def test_the_demo_playbook_shows_every_host_state(manage: Manage, server: Server
 
     failed = hosts[DISK_FAILURE_HOST]
     assert (failed["status"], failed["current_task"]) == ("failed", "Check disks")
-    assert failed["message"] == \
-        "sdb: 3 reallocated sectors, 1 pending; SMART health FAILED: replace the disk"
+    assert failed["message"] == ("non-zero return code (1): sdb: 3 reallocated sectors, "
+                                 "1 pending; SMART health FAILED: replace the disk")
     gone = hosts[UNREACHABLE_HOST]
     assert (gone["status"], gone["current_task"]) == ("unreachable",
                                                       "Wait for the host to answer")
