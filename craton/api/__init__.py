@@ -15,7 +15,7 @@ from werkzeug.routing import IntegerConverter, Map
 
 from craton import __version__, web
 from craton.api import errors
-from craton.api.auth import make_strategy
+from craton.api.auth import NoAuth, make_strategy
 from craton.api.bodies import parse_body
 from craton.api.common import Services
 from craton.api.v1 import BLUEPRINTS, schemas
@@ -61,6 +61,11 @@ class BoundChunkedBodies:
         return self.app(environ, start_response)
 
 
+PUBLIC_BLUEPRINTS = frozenset({"web", "api-docs"})
+"""Served without credentials: the web pages (shells that read everything through /v1 with the
+caller's own key) and the OpenAPI document (the same for every installation)."""
+
+
 class CratonApi(Api):
     """flask-smorest's Api with Craton's error shape (in the document and on the wire)."""
 
@@ -89,7 +94,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                               echo=settings.database.echo)
     app.extensions["craton"] = Services(settings=settings, db=db, secrets=load_backend(settings),
                                         fetcher=Fetcher(settings))
-    strategy = make_strategy(settings)
+    strategy = make_strategy(settings, db)
 
     app.wsgi_app = BoundChunkedBodies(app.wsgi_app, settings.api.max_body_size)
     app.url_map.converters["int"] = IdConverter
@@ -104,7 +109,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     @app.before_request
     def _authenticate() -> None:
         g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-        g.context = strategy.authenticate(request, g.request_id)
+        if request.blueprint not in PUBLIC_BLUEPRINTS or isinstance(strategy, NoAuth):
+            g.context = strategy.authenticate(request, g.request_id)
         if request.content_length and not request.is_json:
             raise UnsupportedMediaType(
                 "request bodies must be JSON (Content-Type: application/json)")
