@@ -126,6 +126,8 @@ def create_key(session: Session, ctx: RequestContext, hash_key: bytes, *,
         problems["expires_at"] = "must be in the future"
     if tenant_id is None and not ctx.is_admin:
         problems["tenant_id"] = "only a cloud admin makes keys without a tenant"
+    elif tenant_id is None and role != ApiKeyRole.ADMIN:
+        problems["role"] = "a key without a tenant is a cloud admin's: its role is admin"
     if problems:
         raise invalid(problems)
     key_id, key = new_key()
