@@ -389,8 +389,8 @@ def test_tenant_management_needs_a_cloud_admin(client: Client, make_world: MakeW
 
 
 def test_reader_reads_but_cannot_write(client: Client, app: Flask, make_world: MakeWorld) -> None:
-    """The reader role sees its tenant's inventory but every write or reveal is 403 and
-    changes nothing."""
+    """The reader role sees its tenant's inventory but every write, reveal or API-key change is
+    403 and changes nothing."""
     b = make_world("beta")
     tid, rid, hid, gid = b["tenant_id"], b["region_id"], b["host_id"], b["group_id"]
     reads = [f"/v1/regions/{rid}", f"/v1/hosts/{hid}", f"/v1/groups/{gid}",
@@ -417,6 +417,8 @@ def test_reader_reads_but_cannot_write(client: Client, app: Flask, make_world: M
         ("DELETE", f"/v1/references/{b['reference_id']}", None),
         ("DELETE", f"/v1/hosts/{hid}", None),
         ("DELETE", f"/v1/regions/{rid}?cascade=true", None),
+        ("POST", f"/v1/tenants/{tid}/apikeys", {"name": "mine", "role": "admin"}),
+        ("DELETE", f"/v1/apikeys/{b['apikey_id']}", None),
     ]
     statuses = {(method, url): client.request(method, url, body, tenant=tid,
                                               roles="reader").status_code
