@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 CONFIG_ENV = "CRATON_CONFIG"
-AUTH_STRATEGIES = ("noauth",)
+AUTH_STRATEGIES = ("noauth", "apikey")
 """Strategies craton.api.auth implements (checked here so a typo fails at start-up)."""
 DEFAULT_CONFIG_PATHS = (Path("/etc/craton/craton.conf"),)
 TENANT_PLACEHOLDER = "{tenant}"
@@ -79,8 +79,18 @@ class ApiSettings:
         20, "Event streams one caller (user) may hold open at once. Beyond it: 429.")
     auth_strategy: str = _opt(
         "noauth",
-        "How requests are authenticated. noauth: every request acts as cloud admin unless it "
-        "sends X-Craton-Tenant: <tenant id>; only allowed on a loopback address.",
+        "How requests are authenticated. apikey (for any real deployment): every /v1 request "
+        "sends an API key (Authorization: Bearer <key> or X-Auth-Token: <key>) made with "
+        "craton-manage apikey create or by a tenant admin through the API. noauth (development "
+        "only): no credentials at all; every request acts as cloud admin unless it sends "
+        "X-Craton-Tenant: <tenant id>; only allowed on a loopback address, and only for "
+        "requests whose Host is a loopback name.",
+    )
+    apikey_hash_key_file: str = _opt(
+        "",
+        "File holding the server-side key API keys are hashed with (HMAC-SHA256); created on "
+        "first use, mode 0600. Every craton-api and craton-manage of one installation must "
+        "read the same key. Empty means <data_dir>/apikey-hash.key.",
     )
     max_body_size: int = _opt(
         16 * 1024 * 1024,
@@ -260,6 +270,11 @@ class Settings:
         return Path(self.jobs.work_dir).expanduser() if self.jobs.work_dir else (
             self.data_dir / "jobs"
         )
+
+    @property
+    def apikey_hash_key_file(self) -> Path:
+        return Path(self.api.apikey_hash_key_file).expanduser() \
+            if self.api.apikey_hash_key_file else self.data_dir / "apikey-hash.key"
 
     @property
     def secrets_key_file(self) -> Path:

@@ -17,6 +17,7 @@ class Action(enum.StrEnum):
     WRITE = "inventory:write"
     REVEAL_SECRETS = "secrets:reveal"
     MANAGE_TENANTS = "tenants:manage"
+    MANAGE_API_KEYS = "apikeys:manage"
 
 
 # Which roles allow what, inside the caller's own tenant. A cloud admin (is_admin) may do
@@ -26,6 +27,7 @@ POLICY: dict[Action, frozenset[str]] = {
     Action.WRITE: frozenset({"member", "admin"}),
     Action.REVEAL_SECRETS: frozenset({"admin", "secret-reader"}),
     Action.MANAGE_TENANTS: frozenset(),
+    Action.MANAGE_API_KEYS: frozenset({"admin"}),
 }
 
 

@@ -113,7 +113,9 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.
 
 
 class Client:
-    """The Flask test client, speaking JSON, with the tenant scope as a keyword."""
+    """The Flask test client, speaking JSON, with the tenant scope as a keyword. Like any API
+    client (and the web pages) it sends ``X-Craton-Request: 1``, which shows the server a
+    request without a JSON body was not forged by another site's form."""
 
     def __init__(self, flask_client: FlaskClient) -> None:
         self.http = flask_client
@@ -121,7 +123,7 @@ class Client:
     def request(self, method: str, url: str, json: Any = None, *, tenant: int | None = None,
                 roles: str | None = None, headers: dict[str, str] | None = None,
                 **kwargs: Any) -> Any:
-        headers = dict(headers or {})
+        headers = {"X-Craton-Request": "1", **(headers or {})}
         if tenant is not None:
             headers["X-Craton-Tenant"] = str(tenant)
         if roles is not None:

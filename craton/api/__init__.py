@@ -15,13 +15,14 @@ from werkzeug.routing import IntegerConverter, Map
 
 from craton import __version__, web
 from craton.api import errors
-from craton.api.auth import make_strategy
+from craton.api.auth import NoAuth, make_strategy
 from craton.api.bodies import parse_body
-from craton.api.common import Services
+from craton.api.common import SAFE_METHODS, Services
 from craton.api.v1 import BLUEPRINTS, schemas
 from craton.config import Settings, load_settings
 from craton.db.models import MAX_ID
 from craton.db.session import Database
+from craton.errors import Forbidden
 from craton.secrets.backends import load_backend
 from craton.sources.fetch import Fetcher
 
@@ -61,6 +62,42 @@ class BoundChunkedBodies:
         return self.app(environ, start_response)
 
 
+PUBLIC_BLUEPRINTS = frozenset({"web", "api-docs"})
+"""Served without credentials: the web pages (shells that read everything through /v1 with the
+caller's own key) and the OpenAPI document (the same for every installation)."""
+
+NOT_FROM_A_FORM = ("X-Craton-Request", "X-Auth-Token", "X-Craton-Tenant")
+"""Headers a cross-site HTML form cannot send (nor a cross-origin script without a CORS
+preflight, which Craton never allows): any of them, or a JSON body, or a Bearer credential, shows
+a state-changing request was not forged by another site's page."""
+
+SECURITY_HEADERS = {
+    # The pages load their scripts, styles and icon from /ui/static and speak only to /v1.
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+                               "img-src 'self'; connect-src 'self'; object-src 'none'; "
+                               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def check_not_forged() -> None:
+    """Refuse a state-changing request that a page of another site could have sent (a form
+    posting to /v1/jobs/1/cancel): it must show it came from a client that chose to call the
+    API."""
+    if request.method in SAFE_METHODS or request.is_json:
+        return
+    if any(name in request.headers for name in NOT_FROM_A_FORM):
+        return
+    if request.headers.get("Authorization", "").lower().startswith("bearer "):
+        return
+    raise Forbidden("a request that changes something needs a JSON body (Content-Type: "
+                    "application/json) or the header X-Craton-Request: 1, which a form of "
+                    "another site cannot send",
+                    fields={"X-Craton-Request": "required on a request without a JSON body"})
+
+
 class CratonApi(Api):
     """flask-smorest's Api with Craton's error shape (in the document and on the wire)."""
 
@@ -79,7 +116,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/v1",
         OPENAPI_JSON_PATH="openapi.json",
-        API_SPEC_OPTIONS={"info": OPENAPI_INFO},
+        API_SPEC_OPTIONS={"info": OPENAPI_INFO, "security": [{"apiKey": []}], "components": {
+            "securitySchemes": {"apiKey": {
+                "type": "http", "scheme": "bearer", "bearerFormat": "craton_<key id>_<secret>",
+                "description": "An API key ([api] auth_strategy = apikey), also accepted as "
+                               "X-Auth-Token. Under noauth (development only) no credentials "
+                               "are needed."}}}},
         MAX_CONTENT_LENGTH=settings.api.max_body_size,
         JSON_SORT_KEYS=False,
     )
@@ -89,7 +131,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                               echo=settings.database.echo)
     app.extensions["craton"] = Services(settings=settings, db=db, secrets=load_backend(settings),
                                         fetcher=Fetcher(settings))
-    strategy = make_strategy(settings)
+    strategy = make_strategy(settings, db)
 
     app.wsgi_app = BoundChunkedBodies(app.wsgi_app, settings.api.max_body_size)
     app.url_map.converters["int"] = IdConverter
@@ -104,10 +146,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     @app.before_request
     def _authenticate() -> None:
         g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-        g.context = strategy.authenticate(request, g.request_id)
+        if request.blueprint not in PUBLIC_BLUEPRINTS or isinstance(strategy, NoAuth):
+            g.context = strategy.authenticate(request, g.request_id)
         if request.content_length and not request.is_json:
             raise UnsupportedMediaType(
                 "request bodies must be JSON (Content-Type: application/json)")
+        check_not_forged()
         if request.content_length:
             g.json_body = parse_body(request.get_data(cache=True),
                                      settings.limits.max_json_depth)
@@ -127,6 +171,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             finally:
                 session.close()
         response.headers["X-Request-Id"] = g.get("request_id", "-")
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
         return response
 
     @app.teardown_request

@@ -1,25 +1,37 @@
 """Who is calling: a pluggable strategy turns a request into a ``RequestContext``.
 
 A strategy is any object with ``authenticate(request, request_id) -> RequestContext`` (raising
-``Unauthorized``); resources never look at credentials themselves. ``noauth`` is the embedded
-default. A Keystone strategy will read the identity headers set by keystonemiddleware's
-auth_token filter wrapped around the WSGI app (X-Project-Id, X-Roles, …); an API-key strategy
-will look its header up in the database. Neither needs a change to any resource.
+``Unauthorized`` or ``Forbidden``); resources never look at credentials themselves.
+
+- ``noauth`` (development, the embedded default): no credentials. Only served on a loopback
+  address (craton-api refuses otherwise), and only to requests whose ``Host`` is a loopback
+  name, so a web page on another site cannot reach it through DNS rebinding.
+- ``apikey``: ``Authorization: Bearer <key>`` (or ``X-Auth-Token: <key>``), looked up in the
+  database (``craton.identity.apikeys``).
+
+A Keystone strategy will read the identity headers set by keystonemiddleware's auth_token
+filter wrapped around the WSGI app (X-Project-Id, X-Roles, …) without a change to any resource.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import re
 from collections.abc import Callable
 from typing import Protocol
 
 from flask import Request
+from sqlalchemy.exc import OperationalError
 
 from craton.config import Settings
 from craton.context import RequestContext
 from craton.db.models import MAX_ID
-from craton.errors import BadRequest
+from craton.db.session import Database
+from craton.errors import BadRequest, Forbidden, Unauthorized
+from craton.identity import apikeys
 
+LOG = logging.getLogger(__name__)
 TENANT_HEADER = "X-Craton-Tenant"
 TENANT_ID = re.compile(r"[0-9]{1,19}")
 ROLES_HEADER = "X-Craton-Roles"
@@ -30,15 +42,37 @@ class AuthStrategy(Protocol):
     def authenticate(self, request: Request, request_id: str) -> RequestContext: ...
 
 
-class NoAuth:
-    """Trust the caller (for 127.0.0.1 only): a cloud admin, unless ``X-Craton-Tenant: <id>``
-    scopes the request to that tenant, with the roles in ``X-Craton-Roles`` (comma-separated;
-    default ``member``)."""
+def is_loopback(host: str) -> bool:
+    """``host`` (a name or an address, IPv6 with or without brackets) is this machine."""
+    host = host.strip().lower().removeprefix("[").removesuffix("]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
-    def __init__(self, settings: Settings) -> None:
+
+def host_name(host_header: str) -> str:
+    """The name or address of a Host header, without its port (``[::1]:7780`` → ``::1``)."""
+    if host_header.startswith("["):
+        return host_header[1:].partition("]")[0]
+    return host_header.rpartition(":")[0] if host_header.count(":") == 1 else host_header
+
+
+class NoAuth:
+    """Trust the caller (on loopback only): a cloud admin, unless ``X-Craton-Tenant: <id>``
+    scopes the request to that tenant, with the roles in ``X-Craton-Roles`` (comma-separated;
+    default ``member``). A request whose Host is not a loopback name is refused (403): a page
+    of another site that rebinds its own name to 127.0.0.1 sends its own name as Host."""
+
+    def __init__(self, settings: Settings, database: Database) -> None:
         self.settings = settings
 
     def authenticate(self, request: Request, request_id: str) -> RequestContext:
+        if not is_loopback(host_name(request.host)):
+            raise Forbidden("noauth serves only requests to a loopback name (localhost, "
+                            "127.0.0.1, [::1]); this one was sent to another Host")
         user = request.headers.get(USER_HEADER, "noauth")
         raw = request.headers.get(TENANT_HEADER)
         if raw is None:
@@ -55,14 +89,62 @@ class NoAuth:
                               request_id=request_id)
 
 
-STRATEGIES: dict[str, Callable[[Settings], AuthStrategy]] = {"noauth": NoAuth}
+def presented_key(request: Request) -> str | None:
+    """The credential the request carries: ``Authorization: Bearer <key>`` or
+    ``X-Auth-Token: <key>``."""
+    authorization = request.headers.get("Authorization")
+    if authorization is not None:
+        scheme, _, credential = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not credential.strip():
+            raise Unauthorized("the Authorization header must be: Bearer <API key>",
+                               headers={"WWW-Authenticate": apikeys.CHALLENGE})
+        return credential.strip()
+    token = request.headers.get("X-Auth-Token")
+    return token.strip() if token is not None else None
 
 
-def make_strategy(settings: Settings) -> AuthStrategy:
+class ApiKeyAuth:
+    """API keys (``craton.identity.apikeys``): one indexed lookup per request, on a pooled
+    connection of its own, before the request's session starts; the ``last_used_at`` write
+    (once a minute per key) takes a short write transaction of its own, so it never waits on
+    the request's."""
+
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self.database = database
+        self.hash_key = apikeys.read_or_create_hash_key(settings.apikey_hash_key_file)
+
+    def authenticate(self, request: Request, request_id: str) -> RequestContext:
+        key = presented_key(request)
+        if key is None:
+            raise Unauthorized("authentication required: send Authorization: Bearer <API key>",
+                               headers={"WWW-Authenticate": apikeys.CHALLENGE})
+        with self.database.connection(write=False) as connection:
+            holder = apikeys.check_key(connection, self.hash_key, key)
+        if holder.used_at_stale:
+            try:
+                with self.database.connection() as connection:
+                    apikeys.mark_used(connection, holder)
+            except OperationalError as error:
+                # A busy database delays a bookkeeping time; it must not refuse the request.
+                LOG.warning("request %s: could not record the use of API key %s: %s",
+                            request_id, holder.id, error.orig)
+        user = f"{holder.name} (API key {holder.id})"
+        if holder.tenant_id is None:
+            return RequestContext(tenant_id=None, user=user, roles=frozenset({"admin"}),
+                                  is_admin=True, request_id=request_id)
+        return RequestContext(tenant_id=holder.tenant_id, user=user,
+                              roles=frozenset({holder.role.value}), request_id=request_id)
+
+
+STRATEGIES: dict[str, Callable[[Settings, Database], AuthStrategy]] = {
+    "noauth": NoAuth, "apikey": ApiKeyAuth}
+
+
+def make_strategy(settings: Settings, database: Database) -> AuthStrategy:
     try:
         factory = STRATEGIES[settings.api.auth_strategy]
     except KeyError:
         raise ValueError(f"[api] auth_strategy: unknown strategy "
                          f"{settings.api.auth_strategy!r}; known: {', '.join(STRATEGIES)}"
                          ) from None
-    return factory(settings)
+    return factory(settings, database)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 import sys
@@ -74,15 +73,6 @@ class CratonServer(BaseApplication):  # type: ignore[misc]
             os._exit(0)
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="craton-api", description=__doc__)
     parser.add_argument("--config", help="configuration file (default: $CRATON_CONFIG or "
@@ -99,9 +89,13 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host = args.host or settings.api.host
     port = args.port or settings.api.port
+    from craton.api.auth import is_loopback
+
     if settings.api.auth_strategy == "noauth" and not is_loopback(host):
-        print(f"craton-api: refusing to serve without authentication on {host}; noauth is "
-              "only allowed on a loopback address", file=sys.stderr)
+        print(f"craton-api: refusing to serve without authentication on {host}: "
+              "[api] auth_strategy = noauth (development only) is only allowed on a loopback "
+              "address (127.0.0.1, ::1, localhost); set auth_strategy = apikey to serve "
+              "other addresses", file=sys.stderr)
         return 2
     from craton.db import migrate
 

@@ -4,12 +4,14 @@ API document)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import sys
 from collections.abc import Callable
 
 from craton.config import ConfigError, Settings, load_settings, sample_config
+from craton.context import RequestContext
 from craton.db import migrate
 from craton.db.session import Database, make_engine
 
@@ -153,6 +155,103 @@ def import_inventory(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator() -> RequestContext:
+    """The cloud-admin context of the operator running craton-manage, named in what it makes."""
+    import getpass
+
+    from craton.context import ADMIN
+
+    return dataclasses.replace(ADMIN, user=f"craton-manage ({getpass.getuser()})")
+
+
+def apikey_create(settings: Settings, args: argparse.Namespace) -> int:
+    """Make an API key and print it, this once: Craton keeps only a keyed hash of it."""
+    from sqlalchemy import select
+
+    from craton.db.models import Tenant
+    from craton.errors import CratonError
+    from craton.identity import apikeys
+    from craton.values import utcnow
+
+    hash_key = apikeys.read_or_create_hash_key(settings.apikey_hash_key_file)
+    expires_at = utcnow() + args.expires if args.expires else None
+    db = Database(settings.database_url)
+    try:
+        with db.transaction() as session:
+            tenant_id = None
+            if not args.cloud_admin:
+                column = Tenant.id if args.tenant.isdigit() else Tenant.name
+                tenant_id = session.scalar(select(Tenant.id).where(column == args.tenant))
+                if tenant_id is None:
+                    print(f"craton-manage: no tenant {args.tenant!r}", file=sys.stderr)
+                    return 1
+            row, key = apikeys.create_key(session, _operator(), hash_key, tenant_id=tenant_id,
+                                          name=args.name, role=args.role, expires_at=expires_at)
+            whom = "cloud admin" if tenant_id is None else f"{row.role} of tenant {tenant_id}"
+            described = (f"API key {row.id} {row.name!r} ({whom}), "
+                         + (f"expires {row.expires_at:%Y-%m-%d %H:%M} UTC" if expires_at
+                            else "never expires"))
+    except CratonError as error:
+        print(f"craton-manage: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    print(f"{described}. It is shown this once; keep it now:", file=sys.stderr)
+    print(key)
+    return 0
+
+
+def apikey_list(settings: Settings, args: argparse.Namespace) -> int:
+    """The API keys (of --tenant, or all), without their secrets, which Craton does not keep."""
+    from sqlalchemy import select
+
+    from craton.db.models import ApiKey
+
+    db = Database(settings.database_url)
+    try:
+        with db.transaction(write=False) as session:
+            stmt = select(ApiKey).order_by(ApiKey.id)
+            if args.tenant is not None:
+                stmt = stmt.where(ApiKey.tenant_id == args.tenant)
+            rows = list(session.scalars(stmt))
+    finally:
+        db.dispose()
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+    def when(moment: dt.datetime | None) -> str:
+        return "-" if moment is None else f"{moment:%Y-%m-%d %H:%M}"
+
+    print(f"{'ID':>5}  {'KEY':<23}  {'TENANT':<11}  {'ROLE':<6}  {'STATE':<7}  "
+          f"{'CREATED':<16}  {'LAST USED':<16}  {'EXPIRES':<16}  NAME")
+    for row in rows:
+        state = ("revoked" if row.revoked_at else
+                 "expired" if row.expires_at and row.expires_at <= now else "active")
+        tenant = "cloud-admin" if row.tenant_id is None else str(row.tenant_id)
+        print(f"{row.id:>5}  craton_{row.key_id:<16}  {tenant:<11}  {row.role:<6}  "
+              f"{state:<7}  {when(row.created_at):<16}  {when(row.last_used_at):<16}  "
+              f"{when(row.expires_at):<16}  {row.name}")
+    return 0
+
+
+def apikey_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    """Revoke an API key: requests with it answer 401 from now on."""
+    from craton.db.models import ApiKey
+    from craton.identity import apikeys
+
+    db = Database(settings.database_url)
+    try:
+        with db.transaction() as session:
+            row = session.get(ApiKey, args.id)
+            if row is None:
+                print(f"craton-manage: no API key {args.id}", file=sys.stderr)
+                return 1
+            apikeys.revoke_key(session, _operator(), row)
+            print(f"API key {row.id} {row.name!r} revoked")
+    finally:
+        db.dispose()
+    return 0
+
+
 Command = Callable[[Settings, argparse.Namespace], int]
 
 
@@ -200,6 +299,31 @@ def build_parser() -> argparse.ArgumentParser:
     imports.add_argument("--dry-run", action="store_true", help="print the plan only")
     imports.set_defaults(func=import_inventory)
 
+    apikey = groups.add_parser("apikey", help="API keys ([api] auth_strategy = apikey)")
+    apikey_commands = apikey.add_subparsers(dest="command", required=True)
+    create = apikey_commands.add_parser(
+        "create", help="make an API key and print it (this once)",
+        description="Make an API key and print it on stdout, this once: Craton keeps only a "
+                    "keyed hash of it. A key belongs to one tenant with one role; "
+                    "--cloud-admin makes a key that acts as cloud admin across all tenants "
+                    "(only craton-manage makes those).")
+    whose = create.add_mutually_exclusive_group(required=True)
+    whose.add_argument("--tenant", help="the tenant's id or name")
+    whose.add_argument("--cloud-admin", action="store_true",
+                       help="a cloud-admin key (all tenants, every operation)")
+    create.add_argument("--role", choices=("reader", "member", "admin"),
+                        help="the key's role in its tenant (a cloud-admin key is admin)")
+    create.add_argument("--name", required=True, help="what the key is for (shown in lists)")
+    create.add_argument("--expires", type=duration,
+                        help="lifetime, e.g. 90d, 12h (default: never expires)")
+    create.set_defaults(func=apikey_create)
+    listing = apikey_commands.add_parser("list", help="list API keys (never their secrets)")
+    listing.add_argument("--tenant", type=int, help="only this tenant's (its id)")
+    listing.set_defaults(func=apikey_list)
+    revoke = apikey_commands.add_parser("revoke", help="revoke an API key (by its id)")
+    revoke.add_argument("id", type=int)
+    revoke.set_defaults(func=apikey_revoke)
+
     api = groups.add_parser("api", help="the REST API")
     api_commands = api.add_subparsers(dest="command", required=True)
     api_commands.add_parser("openapi", help="print the OpenAPI document"
@@ -207,11 +331,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-NEEDS_SCHEMA = (demo_load, jobs_prune, import_inventory)
+NEEDS_SCHEMA = (demo_load, jobs_prune, import_inventory, apikey_create, apikey_list,
+                apikey_revoke)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.func is apikey_create:
+        if args.cloud_admin and args.role not in (None, "admin"):
+            parser.error("a cloud-admin key has no other role than admin")
+        if not args.cloud_admin and args.role is None:
+            parser.error("--role is required with --tenant")
+        args.role = args.role or "admin"
     try:
         settings = load_settings(args.config)
     except ConfigError as error:

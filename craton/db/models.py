@@ -514,3 +514,36 @@ VARIABLE_MODELS: dict[type, type[_VariableRow]] = {
     Group: GroupVariable,
     Host: HostVariable,
 }
+
+
+class ApiKeyRole(enum.StrEnum):
+    """What an API key may do inside its tenant (a cloud-admin key has no tenant)."""
+
+    READER = "reader"
+    MEMBER = "member"
+    ADMIN = "admin"
+
+
+class ApiKey(Base):
+    """A credential for ``[api] auth_strategy = apikey``: ``craton_<key_id>_<secret>``. Only a
+    keyed hash of the whole key is kept (``craton.identity.apikeys``); ``key_id`` is the public
+    part the key is found by. Revoked keys stay, so a log line naming one still means it."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_tenant_id_id", "tenant_id", "id"), TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    """None: a cloud-admin key (made only with craton-manage)."""
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    role: Mapped[ApiKeyRole] = mapped_column(
+        Enum(ApiKeyRole, native_enum=False, length=16, create_constraint=True,
+             values_callable=lambda e: [m.value for m in e], name="role"))
+    digest: Mapped[str] = mapped_column(String(64))
+    """HMAC-SHA256 of the whole key under the server's API-key hash key, hex."""
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.interfaces import LoaderOption
 
 from craton.context import Action, RequestContext
-from craton.db.models import MAX_ID, Group, Host, Job, Reference, Region, Secret, Tenant
+from craton.db.models import MAX_ID, ApiKey, Group, Host, Job, Reference, Region, Secret, Tenant
 from craton.errors import NotFound
 
 M = TypeVar("M")
@@ -48,6 +48,8 @@ def tenant_clause(model: type, tenant_id: int) -> ColumnElement[bool]:
         return Reference.group_id.in_(_groups_of(tenant_id))
     if model is Job:
         return Job.region_id.in_(_regions_of(tenant_id))
+    if model is ApiKey:
+        return ApiKey.tenant_id == tenant_id
     raise TypeError(f"{model.__name__} is not a tenant-scoped model")
 
 
@@ -62,7 +64,8 @@ def scoped_select(ctx: RequestContext, model: type[M]) -> Select[tuple[M]]:
 
 def noun(model: type) -> str:
     return {"Tenant": "tenant", "Region": "region", "Host": "host", "Group": "group",
-            "Secret": "secret", "Reference": "reference", "Job": "job"}[model.__name__]
+            "Secret": "secret", "Reference": "reference", "Job": "job",
+            "ApiKey": "API key"}[model.__name__]
 
 
 def get_scoped(session: Session, ctx: RequestContext, model: type[M], object_id: int,

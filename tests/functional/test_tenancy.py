@@ -53,14 +53,16 @@ BODIES: dict[tuple[str, str], Callable[[World], Any]] = {
         "name": "intruder", "url": "https://git.example.com/intruder.git"},
     ("/v1/secrets/<int:secret_id>", "PATCH"): lambda w: {"name": "renamed"},
     ("/v1/references/<int:reference_id>", "PATCH"): lambda w: {"ref": "stable"},
+    ("/v1/tenants/<int:tenant_id>/apikeys", "POST"): lambda w: {
+        "name": "intruder", "role": "admin"},
 }
 
 
 def build_world(client: Client, label: str, reference_url: Callable[[int], str]) -> World:
     """A tenant with a region, three groups (parent > child, spare), two hosts (one in parent),
-    variables ``role`` on region, group and host, a secret and a reference (at the URL
-    ``reference_url`` gives for the tenant's id). Keys are the URL argument names they fill
-    (plus spare objects the bodies use)."""
+    variables ``role`` on region, group and host, a secret, a reference (at the URL
+    ``reference_url`` gives for the tenant's id) and an API key. Keys are the URL argument
+    names they fill (plus spare objects the bodies use)."""
     label = f"{label}{next(_worlds)}"
     tenant = client.create("/v1/tenants", {"name": f"tenant-{label}"})
     region = client.create(f"/v1/tenants/{tenant['id']}/regions",
@@ -83,14 +85,17 @@ def build_world(client: Client, label: str, reference_url: Callable[[int], str])
     reference = client.create(f"/v1/groups/{parent['id']}/references",
                               {"name": "common", "url": reference_url(tenant["id"])})
     job = finished_job(client, rid)
+    apikey = client.create(f"/v1/tenants/{tenant['id']}/apikeys",
+                           {"name": f"key-{label}", "role": "reader"})
     return {
         "tenant_id": tenant["id"], "region_id": rid, "group_id": parent["id"],
         "child_id": child["id"], "host_id": host["id"], "secret_id": secret["id"],
         "reference_id": reference["id"], "job_id": job["id"], "key": "role",
+        "apikey_id": apikey["id"],
         "spare_group_id": spare_group["id"], "spare_host_id": spare_host["id"],
         "names": {"tenant": tenant["name"], "region": region["name"], "group": parent["name"],
                   "child": child["name"], "host": host["name"], "spare host": spare_host["name"],
-                  "spare group": spare_group["name"]},
+                  "spare group": spare_group["name"], "API key": apikey["name"]},
     }
 
 
@@ -176,7 +181,7 @@ def test_every_id_endpoint_is_checked(app: Flask) -> None:
     rules = {rule for rule, _ in id_operations(app)}
     arguments = {name for rule in rules for _, name in ARGUMENT.findall(rule)}
     assert arguments >= {"tenant_id", "region_id", "host_id", "group_id", "child_id",
-                         "secret_id", "reference_id"}
+                         "secret_id", "reference_id", "apikey_id"}
     assert len(rules) >= 20
 
 
@@ -384,8 +389,8 @@ def test_tenant_management_needs_a_cloud_admin(client: Client, make_world: MakeW
 
 
 def test_reader_reads_but_cannot_write(client: Client, app: Flask, make_world: MakeWorld) -> None:
-    """The reader role sees its tenant's inventory but every write or reveal is 403 and
-    changes nothing."""
+    """The reader role sees its tenant's inventory but every write, reveal or API-key change is
+    403 and changes nothing."""
     b = make_world("beta")
     tid, rid, hid, gid = b["tenant_id"], b["region_id"], b["host_id"], b["group_id"]
     reads = [f"/v1/regions/{rid}", f"/v1/hosts/{hid}", f"/v1/groups/{gid}",
@@ -412,6 +417,8 @@ def test_reader_reads_but_cannot_write(client: Client, app: Flask, make_world: M
         ("DELETE", f"/v1/references/{b['reference_id']}", None),
         ("DELETE", f"/v1/hosts/{hid}", None),
         ("DELETE", f"/v1/regions/{rid}?cascade=true", None),
+        ("POST", f"/v1/tenants/{tid}/apikeys", {"name": "mine", "role": "admin"}),
+        ("DELETE", f"/v1/apikeys/{b['apikey_id']}", None),
     ]
     statuses = {(method, url): client.request(method, url, body, tenant=tid,
                                               roles="reader").status_code

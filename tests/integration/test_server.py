@@ -55,12 +55,14 @@ class Server:
     def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
              chunks: Iterable[bytes] | None = None,
              headers: dict[str, str] | None = None) -> Reply:
-        """One request on a new connection; ``path`` may also be a full URL (a ``next`` link)."""
+        """One request on a new connection; ``path`` may also be a full URL (a ``next`` link).
+        Sends ``X-Craton-Request: 1`` as API clients do (a request without a JSON body needs
+        it)."""
         parts = urlsplit(path)
         if parts.netloc:
             assert parts.netloc == f"127.0.0.1:{self.port}", path
             path = f"{parts.path}?{parts.query}" if parts.query else parts.path
-        headers = dict(headers or {})
+        headers = {"X-Craton-Request": "1", **(headers or {})}
         payload: bytes | Iterable[bytes] | None = raw
         if body is not None:
             payload = json.dumps(body).encode()
@@ -311,6 +313,17 @@ def test_noauth_beyond_loopback_is_refused(tmp_path: Path, args: list[str],
     result = run_api_briefly(tmp_path, craton_environment(tmp_path, **settings), *args)
     assert result.returncode == 2
     assert "noauth" in result.stderr and "loopback" in result.stderr, result.stderr
+
+
+def test_noauth_refuses_requests_for_other_host_names(server: Server) -> None:
+    """A page of another site that rebinds its name to 127.0.0.1 reaches the port, but its
+    requests name its own host: under noauth they get 403; loopback names are served."""
+    for host in ("evil.example", f"evil.example:{server.port}", f"192.0.2.1:{server.port}"):
+        reply = server.call("GET", "/v1/tenants", headers={"Host": host})
+        assert reply.status == 403, (host, reply.body)
+        assert "loopback" in reply.error()["message"]
+    for host in (f"localhost:{server.port}", f"127.0.0.1:{server.port}", f"[::1]:{server.port}"):
+        assert server.call("GET", "/v1/tenants", headers={"Host": host}).status == 200, host
 
 
 def test_bad_configuration_exits_2_with_a_message(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """Version 1 of the REST API: one blueprint per resource family."""
 
 from craton.api.v1 import (
+    apikeys,
     groups,
     hosts,
     inventory,
@@ -12,4 +13,4 @@ from craton.api.v1 import (
 )
 
 BLUEPRINTS = (tenants.blp, regions.blp, hosts.blp, groups.blp, secrets.blp, references.blp,
-              inventory.blp, jobs.blp)
+              inventory.blp, jobs.blp, apikeys.blp)

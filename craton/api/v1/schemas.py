@@ -17,6 +17,7 @@ from marshmallow import fields, validate
 from craton.config import MAX_LIMIT
 from craton.db.models import (
     MAX_ID,
+    ApiKeyRole,
     HostRunStatus,
     HostState,
     JobLayout,
@@ -557,6 +558,41 @@ class VariablesSchema(Schema):
 
 # --- Lists and errors --------------------------------------------------------------------------
 
+# --- API keys ----------------------------------------------------------------------------------
+
+class ApiKeySchema(Schema):
+    """An API key as listed: never its secret (which Craton does not keep)."""
+
+    id = fields.Integer(dump_only=True)
+    prefix = fields.Function(lambda key: f"craton_{key.key_id}", dump_only=True, metadata={
+        "description": "The key's public start (craton_<key id>), to tell keys apart."})
+    tenant_id = fields.Integer(dump_only=True, allow_none=True, metadata={
+        "description": "null: a cloud-admin key (made with craton-manage only)."})
+    name = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    role = fields.Enum(ApiKeyRole, by_value=True, required=True, metadata={
+        "description": "What the key may do in its tenant: reader (read inventory), member "
+                       "(also write it and run jobs), admin (also reveal secrets and manage "
+                       "the tenant's API keys)."})
+    expires_at = fields.AwareDateTime(default_timezone=dt.UTC, allow_none=True, metadata={
+        "description": "When the key stops working (ISO 8601); null: never."})
+    created_at = UTCDateTime(dump_only=True)
+    created_by = fields.String(dump_only=True)
+    last_used_at = UTCDateTime(dump_only=True, allow_none=True, metadata={
+        "description": "Updated at most once a minute."})
+    revoked_at = UTCDateTime(dump_only=True, allow_none=True)
+
+    @ma.post_dump(pass_original=True)
+    def _expiry_in_utc(self, data: dict[str, Any], key: Any, **kwargs: Any) -> dict[str, Any]:
+        data["expires_at"] = iso_utc(getattr(key, "expires_at", None))
+        return data
+
+
+class ApiKeyCreatedSchema(ApiKeySchema):
+    key = fields.String(dump_only=True, metadata={
+        "description": "The whole key (craton_<key id>_<secret>). Shown in this answer only: "
+                       "Craton keeps a keyed hash of it, never the key."})
+
+
 def list_of(schema: type[ma.Schema], name: str) -> type[ma.Schema]:
     return Schema.from_dict({
         "items": fields.List(fields.Nested(schema)),
@@ -575,6 +611,7 @@ JobList = list_of(JobSchema, "JobList")
 JobHostList = list_of(JobHostSchema, "JobHostList")
 HostJobList = list_of(HostJobSchema, "HostJobList")
 JobEventList = list_of(JobEventSchema, "JobEventList")
+ApiKeyList = list_of(ApiKeySchema, "ApiKeyList")
 
 
 class ErrorBodySchema(Schema):

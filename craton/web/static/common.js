@@ -36,7 +36,9 @@ export class ApiError extends Error {
 }
 
 export async function api(path, { method = "GET", body, signal } = {}) {
-  const headers = { Accept: "application/json", ...authHeaders() };
+  // X-Craton-Request: a header no form of another site can send, so the server knows a
+  // bodyless POST (cancel) came from this page.
+  const headers = { Accept: "application/json", "X-Craton-Request": "1", ...authHeaders() };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
     method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body),

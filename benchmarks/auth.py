@@ -1,0 +1,81 @@
+"""What authentication costs a request: GET one host under noauth and with an API key
+(``[api] auth_strategy = apikey``), in one run, on one SQLite database, through the WSGI app
+in-process (so HTTP parsing, which is the same for both, does not blur the difference).
+Requests alternate between the two apps, so drift in the machine's load hits both alike.
+
+Target (issue 12): the API key adds <= 1 ms per request at p50.
+
+    python benchmarks/auth.py [--requests 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from craton.api import create_app
+from craton.config import ApiSettings, DefaultSettings, Settings
+from craton.context import ADMIN
+from craton.db import migrate
+from craton.db.session import Database
+from craton.identity import apikeys
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=3000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        data = Path(directory)
+        db = Database(f"sqlite:///{data / 'craton.db'}")
+        migrate.upgrade(db.engine)
+        noauth = create_app(Settings(DEFAULT=DefaultSettings(data_dir=str(data))), database=db)
+        keyed_settings = Settings(DEFAULT=DefaultSettings(data_dir=str(data)),
+                                  api=ApiSettings(auth_strategy="apikey"))
+        keyed = create_app(keyed_settings, database=db)
+
+        plain = noauth.test_client()
+        tenant = plain.post("/v1/tenants", json={"name": "bench"}).get_json()
+        region = plain.post(f"/v1/tenants/{tenant['id']}/regions", json={"name": "r"}).get_json()
+        host = plain.post(f"/v1/regions/{region['id']}/hosts", json={"name": "h"}).get_json()
+        with db.transaction() as session:
+            _, key = apikeys.create_key(
+                session, ADMIN, apikeys.read_or_create_hash_key(
+                    keyed_settings.apikey_hash_key_file),
+                tenant_id=tenant["id"], name="bench", role="reader")
+
+        url = f"/v1/hosts/{host['id']}"
+        calls = {
+            "noauth": (plain, {"X-Craton-Tenant": str(tenant["id"]),
+                               "X-Craton-Roles": "reader"}),
+            "apikey": (keyed.test_client(), {"Authorization": f"Bearer {key}"}),
+        }
+        samples: dict[str, list[float]] = {name: [] for name in calls}
+        for round_ in range(args.requests + 200):
+            for name, (client, headers) in calls.items():
+                started = time.perf_counter()
+                response = client.get(url, headers=headers)
+                elapsed = time.perf_counter() - started
+                assert response.status_code == 200, response.get_json()
+                if round_ >= 200:  # warm-up: connections pooled, code paths compiled
+                    samples[name].append(elapsed * 1000)
+        db.dispose()
+
+    print(f"GET {url}, {args.requests} requests each, alternating")
+    for name, values in samples.items():
+        print(f"  {name:7} p50 {percentile(values, 0.50):6.3f} ms   "
+              f"p99 {percentile(values, 0.99):6.3f} ms   mean {statistics.mean(values):6.3f} ms")
+    added = percentile(samples["apikey"], 0.5) - percentile(samples["noauth"], 0.5)
+    print(f"  the API key adds {added:.3f} ms at p50 (target <= 1 ms)")
+
+
+if __name__ == "__main__":
+    main()
