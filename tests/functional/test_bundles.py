@@ -640,7 +640,7 @@ def test_unknown_group_or_argument_is_422(client: Client, fleet: Body, fmt: str)
     rid = fleet["region_id"]
     for query, field in [({"group": "nope"}, "group"), ({"foo": "1"}, "foo"),
                          ({"region_id": rid}, "region_id"), ({"name": "a/b"}, "name"),
-                         ({"state": "bogus"}, "state.0"), ({"var": 'not"a key:1'}, "var")]:
+                         ({"state": "bogus"}, "state.0"), ({"var": "not\ta key:1"}, "var")]:
         response = fetch(client, rid, fmt, **query)
         assert response.status_code == 422, (query, response.status_code)
         assert set(error_of(response)["fields"]) == {field}, query
