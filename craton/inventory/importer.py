@@ -244,7 +244,11 @@ def _read(inventory: Any, loader: Any, source: str) -> ParsedInventory:
             "hosts": sorted(host.name for host in group.hosts),
         }
     if inventory.groups["all"].priority != 1:
-        region_variables["ansible_group_priority"] = inventory.groups["all"].priority
+        # Set on ``all`` in the inventory source, Ansible takes it as that group's priority,
+        # which orders nothing (``all`` is alone at its depth) and is no host's variable. A
+        # region's variables are ``all``'s group_vars, where it would be one: so it is left
+        # out, and said (one in group_vars/all is an ordinary variable, kept above).
+        ignored.setdefault("all", []).append("ansible_group_priority")
     direct: dict[str, list[str]] = {}
     for name, body in groups.items():
         for host in body["hosts"]:

@@ -209,6 +209,28 @@ def test_reserved_variables_are_ignored_and_said(api: Client) -> None:
     assert response.get_json()["ignored_variables"] == {"w1": ["groups"], "web": ["hostvars"]}
 
 
+def test_alls_priority_is_not_a_region_variable(api: Client, tmp_path: Path) -> None:
+    """``ansible_group_priority`` set on ``all`` in the inventory is that group's priority, no
+    host's variable (and it orders nothing): not imported, and said. In group_vars/all it is
+    an ordinary variable, and stays one."""
+    source = tmp_path / "inventory"
+    (source / "group_vars").mkdir(parents=True)
+    (source / "hosts.ini").write_text("[all:vars]\nansible_group_priority=3\nx=1\n[web]\nw1\n")
+    rid = new_region(api)
+    response = import_(api, rid, {"format": "directory", "files": directory_files(source)})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["ignored_variables"] == {"all": ["ansible_group_priority"]}
+    assert bundle_view(api, rid, tmp_path / "bundle") == ansible_list(source)
+
+    (source / "group_vars" / "all.yml").write_text("ansible_group_priority: 5\n")
+    rid = new_region(api)
+    response = import_(api, rid, {"format": "directory", "files": directory_files(source)})
+    assert response.status_code == 200, response.get_json()
+    assert api.get(f"/v1/regions/{rid}").get_json()["variables"] == {
+        "ansible_group_priority": 5, "x": 1}
+    assert bundle_view(api, rid, tmp_path / "bundle-2") == ansible_list(source)
+
+
 @pytest.mark.parametrize(("body", "field"), [
     ({"format": "ini", "content": "[all]\nall\n"}, "content"),
     ({"format": "ini", "content": "[web]\nweb\n"}, "0.name"),
