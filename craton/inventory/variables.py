@@ -123,6 +123,13 @@ def merge_variables(owner: Owner, patch: Mapping[str, Any], limits: LimitSetting
     return _apply(owner, updates, limits, remove_others=False, deletions=deletions)
 
 
+def set_variables(owner: Owner, variables: Mapping[str, Any], limits: LimitSettings) -> bool:
+    """Set each key of ``variables`` to its value, null included (a value like any other to
+    Ansible), keeping the owner's other keys. Returns whether anything changed."""
+    return _apply(owner, encode_variables(variables, limits), limits, remove_others=False,
+                  deletions=())
+
+
 def delete_variable(owner: Owner, key: str) -> None:
     for row in owner.variable_rows:
         if row.key == key:

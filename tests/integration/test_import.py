@@ -209,6 +209,22 @@ def test_reserved_variables_are_ignored_and_said(api: Client) -> None:
     assert response.get_json()["ignored_variables"] == {"w1": ["groups"], "web": ["hostvars"]}
 
 
+def test_null_values_are_values(api: Client, tmp_path: Path) -> None:
+    """A variable whose value is null is a variable to Ansible: imported as one into a new
+    region and over existing objects alike (an import is no JSON merge patch)."""
+    source = tmp_path / "inventory.yml"
+    source.write_text(json.dumps({"all": {"vars": {"n": None}, "children": {"web": {
+        "vars": {"n": None}, "hosts": {"w1": {"n": None}}}}}}))
+    original = ansible_list(source)
+    assert original["hostvars"] == {"w1": {"n": None}}
+    rid = new_region(api)
+    for attempt in ("new", "existing"):
+        response = import_(api, rid, {"format": "yaml", "content": source.read_text()})
+        assert response.status_code == 200, response.get_json()
+        assert bundle_view(api, rid, tmp_path / attempt) == original
+        assert api.get(f"/v1/regions/{rid}").get_json()["variables"] == {"n": None}
+
+
 def test_alls_priority_is_not_a_region_variable(api: Client, tmp_path: Path) -> None:
     """``ansible_group_priority`` set on ``all`` in the inventory is that group's priority, no
     host's variable (and it orders nothing): not imported, and said. In group_vars/all it is
