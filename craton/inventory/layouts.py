@@ -33,7 +33,7 @@ def vars_file(variables: dict[str, str]) -> bytes:
 
 json_key = encode_basestring
 """A key as a JSON string: '"', '\\' and control characters escaped, the rest as it is (the C
-encoder's own function: a hundred thousand keys cost milliseconds)."""
+encoder's own function: a hundred thousand keys take about 10 ms)."""
 
 
 def _vars_file_of_lines(lines: dict[str, str]) -> bytes:
