@@ -15,6 +15,7 @@ kind (with the first few in full) and the time.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -26,7 +27,7 @@ from craton.api import create_app
 from craton.db import migrate
 from craton.db.session import Database
 from tests.conftest import Client, make_settings
-from tests.fidelity import Lister, check_fleets, fleet_of, summarize
+from tests.fidelity import ANSIBLE_ENV, Lister, check_fleets, fleet_of, summarize
 
 
 def main() -> None:
@@ -38,6 +39,9 @@ def main() -> None:
     parser.add_argument("--no-import", dest="imports", action="store_false",
                         help="skip importing each fleet's reference inventory")
     args = parser.parse_args()
+    # The import reads inventories with Ansible in this process: the helpers' settings here
+    # too (before Ansible reads its configuration), so its warnings do not bury the figures.
+    os.environ.update(ANSIBLE_ENV)
 
     with tempfile.TemporaryDirectory() as scratch:
         tmp = Path(scratch)
