@@ -1,7 +1,8 @@
 """``ansible-inventory --list``, run by Ansible's own command class in one long-lived process.
 
 The fidelity tests hand Ansible hundreds of inventories; the command costs about a second each
-(most of it starting Python and importing Ansible), this a few milliseconds. Each request is
+(most of it starting Python, importing Ansible and loading its plugins), this some tens of
+milliseconds. Each request is
 a JSON list of inventory sources on a line of stdin; each answer a JSON line on stdout,
 ``{"output": <what ansible-inventory --list writes>}`` or ``{"error": <why it failed>}``.
 
