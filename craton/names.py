@@ -222,8 +222,8 @@ def tenant_name_problem(name: object) -> str | None:
 #   - keys starting ``__ansible_`` at any depth: Ansible's JSON loader decodes a mapping holding
 #     ``__ansible_unsafe`` or ``__ansible_vault`` into a string or a vault value
 #     (ansible._internal._json._profiles._legacy), or fails on it.
-# Craton's own rules: a key is 1 to 255 characters without control characters, and — until
-# the bundle writer escapes keys — without '"' or '\\'.
+# Craton's own rules: a key is 1 to 255 characters without control characters. Any other
+# character, '"' and '\\' included, is kept: bundles write keys as JSON strings, escaped.
 MAX_VARIABLE_KEY = 255
 RESERVED_VARIABLES = frozenset({
     # ansible.constants.INTERNAL_STATIC_VARS
@@ -241,8 +241,6 @@ RESERVED_VARIABLES = frozenset({
     "omit",
 })
 TAGGED_KEY_PREFIX = "__ansible_"
-BUNDLE_UNSAFE_KEY_CHARACTERS = frozenset('"\\')
-"""Characters the bundle writer does not yet escape in variable keys (Craton's limit)."""
 
 
 def variable_key_form_problem(key: object) -> str | None:
@@ -254,8 +252,6 @@ def variable_key_form_problem(key: object) -> str | None:
         return f"must be at most {MAX_VARIABLE_KEY} characters"
     if any(unicodedata.category(char) in ("Cc", "Cs") for char in key):
         return "must not contain control characters (Craton's rule)"
-    if BUNDLE_UNSAFE_KEY_CHARACTERS & set(key):
-        return "must not contain '\"' or '\\' (Craton's bundles cannot hold them yet)"
     return None
 
 

@@ -79,6 +79,10 @@ from craton.secrets.backends import SecretBackend
 from craton.sources.fetch import Fetcher
 
 BUNDLE_FORMAT = 1
+WRITER_REVISION = 2
+"""Moves on whenever the writers give the same state other bytes (2: hosts.yml nests groups
+under their parents and holds the region's whole tree), so that an ETag a client kept from
+an earlier Craton never answers 304 for bytes it does not have."""
 LAYOUTS = ("hosts", "ansible")
 FORMATS = {
     "tgz": "application/gzip",
@@ -287,12 +291,13 @@ class PreparedBundle:
         }
 
     def _fingerprint(self) -> str:
-        """A digest of what decides the bundle's bytes: the request (selection, layout,
-        format, secrets or not), the region's inventory version — which every write that
-        could change a bundle of the region moves on — what each reference was fetched at,
-        and for a selection by ``reachable``, the hosts it selects."""
+        """A digest of what decides the bundle's bytes: the writers (their revision and
+        Craton's version), the request (selection, layout, format, secrets or not), the
+        region's inventory version — which every write that could change a bundle of the
+        region moves on — what each reference was fetched at, and for a selection by
+        ``reachable``, the hosts it selects."""
         state = {
-            "bundle_format": BUNDLE_FORMAT, "craton": __version__,
+            "bundle_format": BUNDLE_FORMAT, "writer": WRITER_REVISION, "craton": __version__,
             "spec": [self.spec.layout, self.spec.format, self.spec.filter.as_query()],
             "secrets": self.include_secrets,
             "region": [self.head.id, self.head.inventory_version],

@@ -41,7 +41,7 @@ from craton.db.models import Group, Host, Region
 from craton.errors import invalid
 from craton.inventory import groups as group_ops
 from craton.inventory.hosts import create_hosts
-from craton.inventory.variables import set_keys
+from craton.inventory.variables import set_variables
 from craton.names import RESERVED_VARIABLES
 
 FORMATS = ("ini", "yaml", "json", "directory")
@@ -244,7 +244,11 @@ def _read(inventory: Any, loader: Any, source: str) -> ParsedInventory:
             "hosts": sorted(host.name for host in group.hosts),
         }
     if inventory.groups["all"].priority != 1:
-        region_variables["ansible_group_priority"] = inventory.groups["all"].priority
+        # Set on ``all`` in the inventory source, Ansible takes it as that group's priority,
+        # which orders nothing (``all`` is alone at its depth) and is no host's variable. A
+        # region's variables are ``all``'s group_vars, where it would be one: so it is left
+        # out, and said (one in group_vars/all is an ordinary variable, kept above).
+        ignored.setdefault("all", []).append("ansible_group_priority")
     direct: dict[str, list[str]] = {}
     for name, body in groups.items():
         for host in body["hosts"]:
@@ -306,7 +310,7 @@ def import_inventory(session: Session, ctx: RequestContext, region: Region,
 
 def _load(session: Session, ctx: RequestContext, region: Region, parsed: ParsedInventory,
           plan: ImportPlan, limits: LimitSettings, quotas: QuotaSettings) -> None:
-    plan.region_changed = set_keys(region, parsed.region_variables, limits)
+    plan.region_changed = set_variables(region, parsed.region_variables, limits)
     session.flush()
     existing_groups = {group.name: group for group in session.scalars(
         select(Group).where(Group.region_id == region.id))}
@@ -317,7 +321,7 @@ def _load(session: Session, ctx: RequestContext, region: Region, parsed: ParsedI
                 session, ctx, region, {"name": name, "variables": body["variables"]},
                 limits=limits, quotas=quotas)
             plan.groups_created.append(name)
-        elif set_keys(group, body["variables"], limits):
+        elif set_variables(group, body["variables"], limits):
             plan.groups_changed.append(name)
     session.flush()
     for name, body in parsed.groups.items():
@@ -336,7 +340,7 @@ def _load(session: Session, ctx: RequestContext, region: Region, parsed: ParsedI
         plan.hosts_created = [item["name"] for item in new]
     for name, host in existing_hosts.items():
         body = parsed.hosts[name]
-        changed = set_keys(host, body["variables"], limits)
+        changed = set_variables(host, body["variables"], limits)
         for group_name in body["groups"]:
             group = existing_groups[group_name]
             changed = bool(group_ops.add_hosts(session, ctx, group, [host.id])) or changed

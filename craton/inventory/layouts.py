@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterator
+from json.encoder import encode_basestring
 from typing import TYPE_CHECKING
 
 from craton.inventory.archive import Entry
@@ -19,11 +21,19 @@ if TYPE_CHECKING:
 
 def vars_file(variables: dict[str, str]) -> bytes:
     """A JSON object, one key per line in sorted order, values as stored (canonical JSON).
-    Keys are Ansible variable names (letters, digits, '_'), so quoting them needs no escaping."""
+
+    Ansible reads a vars file as JSON first and, only if that fails, as YAML; so a file that
+    is valid JSON means exactly what its JSON says — keys escaped as JSON strings, values as
+    stored — whatever YAML would make of it."""
     if not variables:
         return b"{}\n"
-    lines = ",\n".join(f'  "{key}": {variables[key]}' for key in sorted(variables))
+    lines = ",\n".join(f"  {json_key(key)}: {variables[key]}" for key in sorted(variables))
     return ("{\n" + lines + "\n}\n").encode()
+
+
+json_key = encode_basestring
+"""A key as a JSON string: '"', '\\' and control characters escaped, the rest as it is (the C
+encoder's own function: a hundred thousand keys take about 10 ms)."""
 
 
 def _vars_file_of_lines(lines: dict[str, str]) -> bytes:
@@ -56,7 +66,8 @@ def ansible_layout(bundle: PreparedBundle) -> Iterator[Entry]:
             key_file_path(host.name, key.name) if key is not None else None, own), **own}
         if variables:
             yield Entry(f"inventory/host_vars/{host.name}.json", vars_file(variables))
-    yield Entry("inventory/hosts.yml", hosts_yml(graph, bundle.hosts, snapshot, priorities=True))
+    yield Entry("inventory/hosts.yml", hosts_yml(graph, bundle.hosts, snapshot, priorities=True,
+                                                    whole_tree=True))
     names = {host.id: host.name for host in bundle.hosts}
     for secret, content in bundle.secret_contents():
         yield Entry(f"secrets/{names[secret.host_id]}/{secret.name}", content, 0o600)
@@ -66,7 +77,7 @@ def per_host_layout(bundle: PreparedBundle) -> Iterator[Entry]:
     snapshot, graph = bundle.snapshot, bundle.snapshot.graph
     templates: dict[frozenset[int], str] = {}
     shared_lines: dict[frozenset[int], dict[str, str]] = {}
-    placeholder = json.dumps(_PLACEHOLDER)
+    placeholder = yaml_quoted(_PLACEHOLDER)
 
     def one_host_yml(host: HostRecord) -> bytes:
         """Hosts in the same groups share one hosts.yml but for their name."""
@@ -74,8 +85,9 @@ def per_host_layout(bundle: PreparedBundle) -> Iterator[Entry]:
         if template is None:
             stand_in = dataclasses.replace(host, name=_PLACEHOLDER)
             template = templates[host.groups] = hosts_yml(graph, [stand_in], snapshot,
-                                                          priorities=False).decode()
-        return template.replace(placeholder, json.dumps(host.name)).encode()
+                                                          priorities=False,
+                                                          whole_tree=False).decode()
+        return template.replace(placeholder, yaml_quoted(host.name)).encode()
 
     def group_lines(groups: frozenset[int]) -> dict[str, str]:
         """The lines of what the region and the groups give a host (what resolve_fast merges
@@ -83,7 +95,8 @@ def per_host_layout(bundle: PreparedBundle) -> Iterator[Entry]:
         found = shared_lines.get(groups)
         if found is None:
             merged = {**snapshot.variables, **graph.merged_groups(groups)}
-            found = shared_lines[groups] = {k: f'  "{k}": {v}' for k, v in merged.items()}
+            found = shared_lines[groups] = {k: f"  {json_key(k)}: {v}"
+                                            for k, v in merged.items()}
         return found
 
     contents: dict[int, list[tuple[SecretRecord, bytes]]] = defaultdict(list)
@@ -102,7 +115,7 @@ def per_host_layout(bundle: PreparedBundle) -> Iterator[Entry]:
         lines = dict(group_lines(host.groups))
         for variables in (derived, own):
             for k, v in variables.items():
-                lines[k] = f'  "{k}": {v}'
+                lines[k] = f"  {json_key(k)}: {v}"
         yield Entry(f"{base}/inventory/host_vars/{host.name}.json", _vars_file_of_lines(lines))
         yield Entry(f"{base}/inventory/hosts.yml", one_host_yml(host))
         for secret, content in sorted(host_contents, key=lambda pair: pair[0].name):
@@ -113,44 +126,103 @@ _PLACEHOLDER = "\x00host\x00"
 
 
 def hosts_yml(graph: GroupGraph, hosts: list[HostRecord], snapshot: RegionSnapshot, *,
-              priorities: bool) -> bytes:
-    """The YAML inventory: every group once under ``all.children`` with its subgroups and
-    direct members (names quoted, so "true" or "1.0" stay names), group priorities where set.
-    With one host, only the groups that host is in."""
+              priorities: bool, whole_tree: bool) -> bytes:
+    """The YAML inventory of ``hosts``: groups nested as Ansible lists them — only those
+    without parents under ``all.children``, every other one under each of its parents — with
+    their direct members and, with ``priorities``, their ``ansible_group_priority``.
+
+    With ``whole_tree`` it holds every group of the region, empty ones included, whatever the
+    selection (``layout=ansible``: the region's tree as Ansible would read the region);
+    without, only the groups the hosts are in, directly or through subgroups (one host's own
+    inventory).
+
+    A group's body (priority, subgroups, hosts) is written once, under the parent that first
+    reaches it breadth-first from ``all`` (so nesting is as shallow as the tree allows); under
+    its other parents the group is named alone, which adds the edge and nothing else."""
     members: dict[int, list[str]] = defaultdict(list)
     ungrouped: list[str] = []
-    wanted: set[int] = set()
+    wanted: set[int] = set(graph.nodes) if whole_tree else set()
     for host in hosts:
         for group_id in host.groups:
             members[group_id].append(host.name)
-            wanted |= graph.ancestors(group_id)
+            if not whole_tree:
+                wanted |= graph.ancestors(group_id)
         if not host.groups:
             ungrouped.append(host.name)
-    if len(hosts) != 1:
-        wanted = set(graph.nodes)
-    q = json.dumps
-    lines = [f"# Craton inventory of region {q(snapshot.name)} ({snapshot.id})", "all:"]
-    nodes = sorted((graph.nodes[g] for g in wanted), key=lambda node: node.name)
-    children_of: dict[int, list[str]] = defaultdict(list)
-    for node in nodes:
-        for parent in node.parents:
-            if parent in wanted:
-                children_of[parent].append(node.name)
-    if nodes:
+    quoted = {node_id: yaml_quoted(graph.nodes[node_id].name) for node_id in wanted}
+    children_of: dict[int, list[int]] = defaultdict(list)
+    roots: list[int] = []
+    for node_id in sorted(wanted, key=lambda node_id: graph.nodes[node_id].name):
+        parents = graph.nodes[node_id].parents
+        for parent in parents:
+            children_of[parent].append(node_id)
+        if not parents:
+            roots.append(node_id)
+    home = _homes(roots, children_of)
+
+    lines = [f"# Craton inventory of region {yaml_quoted(snapshot.name)} ({snapshot.id})",
+             "all:"]
+    if roots:
         lines.append("  children:")
-    for node in nodes:
-        lines.append(f"    {q(node.name)}:")
+    # Depth-first without recursion (a long chain of groups must not exhaust the stack): an
+    # item is a group whose body to write at an indentation, or lines to add as they are.
+    stack: list[tuple[int, int] | list[str]] = [(root, 4) for root in reversed(roots)]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            lines += item
+            continue
+        node_id, indent = item
+        pad = " " * indent
+        lines.append(f"{pad}{quoted[node_id]}:")
+        node = graph.nodes[node_id]
         if priorities and PRIORITY in node.variables:
-            lines += ["      vars:", f"        {q(PRIORITY)}: {node.priority}"]
-        if children_of.get(node.id):
-            lines.append("      children:")
-            lines += [f"        {q(child)}:" for child in sorted(children_of[node.id])]
-        if members.get(node.id):
-            lines.append("      hosts:")
-            lines += [f"        {q(name)}:" for name in sorted(members[node.id])]
+            lines += [f"{pad}  vars:", f"{pad}    {yaml_quoted(PRIORITY)}: {node.priority}"]
+        later: list[tuple[int, int] | list[str]] = []
+        kids = children_of.get(node_id)
+        if kids:
+            later.append([f"{pad}  children:"])
+            later += [(kid, indent + 4) if home[kid] == node_id
+                      else [f"{pad}    {quoted[kid]}:"] for kid in kids]
+        if members.get(node_id):
+            later.append([f"{pad}  hosts:"] + [f"{pad}    {yaml_quoted(name)}:"
+                                               for name in sorted(members[node_id])])
+        stack.extend(reversed(later))
     if ungrouped:
         lines.append("  hosts:")
-        lines += [f"    {q(name)}:" for name in sorted(ungrouped)]
+        lines += [f"    {yaml_quoted(name)}:" for name in sorted(ungrouped)]
     return ("\n".join(lines) + "\n").encode()
 
 
+def _homes(roots: list[int], children_of: dict[int, list[int]]) -> dict[int, int]:
+    """Each group below a root → the parent whose body holds its own: the first to reach it
+    breadth-first (roots and children in name order), a parent on a shortest path."""
+    home: dict[int, int] = {}
+    level = roots
+    seen = set(roots)
+    while level:
+        following: list[int] = []
+        for parent in level:
+            for kid in children_of.get(parent, ()):
+                if kid not in seen:
+                    seen.add(kid)
+                    home[kid] = parent
+                    following.append(kid)
+        level = following
+    return home
+
+
+_YAML_UNPRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+
+
+def yaml_quoted(text: str) -> str:
+    """``text`` as a YAML double-quoted scalar that every YAML reader reads back as ``text``.
+
+    JSON's quoting is YAML's but for two things: JSON writes a character beyond U+FFFF as a
+    pair of ``\\u`` escapes, which YAML reads as two halves of nothing (PyYAML refuses them),
+    so such characters stay as they are; and YAML reads NEL, U+2028 and U+2029 as line breaks
+    (folded to a space) and refuses DEL, the C1 controls and U+FFFE/FFFF, so those are
+    escaped. A lone surrogate (which UTF-8 cannot carry) stays escaped and so fails to load
+    rather than be misread; names and keys never hold one."""
+    return _YAML_UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}",
+                                 json.dumps(text, ensure_ascii=False))

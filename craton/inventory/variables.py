@@ -123,10 +123,10 @@ def merge_variables(owner: Owner, patch: Mapping[str, Any], limits: LimitSetting
     return _apply(owner, updates, limits, remove_others=False, deletions=deletions)
 
 
-def set_keys(owner: Owner, values: Mapping[str, Any], limits: LimitSettings) -> bool:
-    """Set each key of ``values`` — null is a value here, as in an Ansible inventory, not a
-    deletion; the owner's other keys stay."""
-    return _apply(owner, encode_variables(values, limits), limits, remove_others=False,
+def set_variables(owner: Owner, variables: Mapping[str, Any], limits: LimitSettings) -> bool:
+    """Set each key of ``variables`` to its value, null included (a value like any other to
+    Ansible), keeping the owner's other keys. Returns whether anything changed."""
+    return _apply(owner, encode_variables(variables, limits), limits, remove_others=False,
                   deletions=())
 
 

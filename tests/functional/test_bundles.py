@@ -156,10 +156,11 @@ def key_target(bundle: Bundle, inventory_dir: str, value: str) -> str:
 
 def test_ansible_layout_is_one_inventory_with_group_and_host_vars(client: Client,
                                                                    fleet: Body) -> None:
-    """layout=ansible: hosts.yml holds the group tree and members (and the group priority),
-    group_vars/all.json the region's variables, group_vars/<group>.json each group's, and
-    host_vars/<host>.json each host's own variables plus those derived from its fields;
-    secrets sit under secrets/<host>/ and the manifest comes last."""
+    """layout=ansible: hosts.yml holds the group tree (only groups without parents under
+    ``all``), members and group priorities, group_vars/all.json the region's variables,
+    group_vars/<group>.json each group's, and host_vars/<host>.json each host's own variables
+    plus those derived from its fields; secrets sit under secrets/<host>/ and the manifest
+    comes last."""
     bundle = download(client, fleet["region_id"], layout="ansible")
     assert bundle.paths[-1] == "manifest.json"
     assert sorted(bundle.paths) == sorted([
@@ -200,7 +201,9 @@ def test_ansible_layout_is_one_inventory_with_group_and_host_vars(client: Client
     assert members["all"] == {"c1", "c2", "s1", "lone"}
     for group in ("cloud", "compute", "gpu", "storage", "empty"):
         assert members[group] == {h for h, gs in ALL_GROUPS.items() if group in gs}, group
-    assert inventory["all"]["children"]["compute"]["vars"] == {"ansible_group_priority": 5}
+    top = inventory["all"]["children"]
+    assert set(top) == {"cloud", "empty"}  # groups with parents sit under them, as in Ansible
+    assert top["cloud"]["children"]["compute"]["vars"] == {"ansible_group_priority": 5}
 
 
 def test_hosts_layout_gives_each_host_its_resolved_variables(client: Client,
@@ -621,10 +624,13 @@ def test_filters_select_what_the_hosts_list_selects(client: Client, fleet: Body,
 
     flat = download(client, rid, "zip", layout="ansible", **query)
     assert sorted(h["name"] for h in flat.manifest["hosts"]) == expected
-    assert sorted(hosts_in_yaml(flat.yaml("inventory/hosts.yml"))["all"]) == expected
+    members = hosts_in_yaml(flat.yaml("inventory/hosts.yml"))
+    assert sorted(members["all"]) == expected
+    assert set(members) == {"all", *(g["name"] for g in GROUPS)}  # the whole tree, always
 
     dynamic = json.loads(download(client, rid, "json", **query).raw)
     assert sorted(dynamic["_meta"]["hostvars"]) == expected
+    assert set(dynamic) == {"_meta", "all", *(g["name"] for g in GROUPS)}
 
 
 @pytest.mark.parametrize("fmt", ["tgz", "zip", "json"])
@@ -634,7 +640,7 @@ def test_unknown_group_or_argument_is_422(client: Client, fleet: Body, fmt: str)
     rid = fleet["region_id"]
     for query, field in [({"group": "nope"}, "group"), ({"foo": "1"}, "foo"),
                          ({"region_id": rid}, "region_id"), ({"name": "a/b"}, "name"),
-                         ({"state": "bogus"}, "state.0"), ({"var": 'not"a key:1'}, "var")]:
+                         ({"state": "bogus"}, "state.0"), ({"var": "not\ta key:1"}, "var")]:
         response = fetch(client, rid, fmt, **query)
         assert response.status_code == 422, (query, response.status_code)
         assert set(error_of(response)["fields"]) == {field}, query

@@ -150,11 +150,18 @@ DIAMOND_AND_HOST_FIELDS = {"region_vars": {"gamma": 1}, "groups": [
                "ip_address": "192.0.2.10"}]}
 
 
+QUOTES_IN_KEYS = {"region_vars": {'a"b': "region", "a\\b": 1}, "groups": [
+    _group("web", [], 2, **{'a"b': "web", '\\"': ['"', "\\"]})],
+    "hosts": [{"name": "host-0", "groups": ["web"], "variables": {"a\\b": {'k"\\': "host"}}},
+              {"name": "host-1", "groups": [], "variables": {}}]}
+
+
 @settings(max_examples=15, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @example(fleet=SIBLINGS_PRIORITY_BEATS_NAME)
 @example(fleet=DEPTH_BEATS_PRIORITY)
 @example(fleet=DIAMOND_AND_HOST_FIELDS)
+@example(fleet=QUOTES_IN_KEYS)
 @example(fleet={"region_vars": {}, "groups": [_group("web", [])],
                 "hosts": [{"name": "host-0", "groups": [], "variables": {}}]})
 @given(fleet=fleets())

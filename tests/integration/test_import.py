@@ -51,11 +51,9 @@ def new_region(client: Client) -> int:
     return client.create(f"/v1/tenants/{tenant['id']}/regions", {"name": "r"})["id"]
 
 
-def ansible_list(*sources: Path, top_children: bool = False) -> dict[str, Any]:
-    """Ansible's view: each group's direct hosts and children, and each host's variables.
-    The children of ``all`` are left out unless ``top_children``: a bundle's hosts.yml lists
-    every group under ``all`` (which changes no membership, depth or variable), see
-    test_all_holds_only_top_level_groups."""
+def ansible_list(*sources: Path) -> dict[str, Any]:
+    """Ansible's view: each group's direct hosts and children (``all``'s included), and each
+    host's variables."""
     command = ["ansible-inventory", "--list"]
     for source in sources:
         command += ["-i", str(source)]
@@ -66,18 +64,15 @@ def ansible_list(*sources: Path, top_children: bool = False) -> dict[str, Any]:
     hostvars = listed.pop("_meta")["hostvars"]
     groups = {name: (sorted(body.get("hosts", [])), sorted(body.get("children", [])))
               for name, body in listed.items()}
-    if not top_children:
-        groups["all"] = (groups["all"][0], [])
     return {"groups": groups, "hostvars": hostvars}
 
 
-def bundle_view(client: Client, region_id: int, target: Path, *, top_children: bool = False
-                ) -> dict[str, Any]:
+def bundle_view(client: Client, region_id: int, target: Path) -> dict[str, Any]:
     response = client.get(f"/v1/inventory/{region_id}.tgz?layout=ansible")
     assert response.status_code == 200, response.get_data()[:500]
     with tarfile.open(fileobj=io.BytesIO(response.get_data())) as archive:
         archive.extractall(target, filter="data")
-    return ansible_list(target / "inventory", top_children=top_children)
+    return ansible_list(target / "inventory")
 
 
 def import_(client: Client, region_id: int, body: dict[str, Any], query: str = "") -> Any:
@@ -102,26 +97,39 @@ def test_kolla_multinode_round_trips(api: Client, tmp_path: Path) -> None:
     assert bundle_view(api, rid, tmp_path) == original
 
 
-@pytest.mark.xfail(strict=True, reason="bundle change needed: hosts.yml (layout=ansible) lists "
-                   "every group under all.children; list only groups without parents there "
-                   "and nest the rest under their parents")
 def test_all_holds_only_top_level_groups(api: Client, tmp_path: Path) -> None:
+    """hosts.yml lists under ``all`` only the groups without parents, as Ansible does; the
+    others sit under their parents (kolla's groups nest up to four deep, with diamonds)."""
     source = FIXTURES / "kolla-multinode.ini"
     rid = new_region(api)
     assert import_(api, rid, {"format": "ini", "content": source.read_text()}).status_code == 200
-    assert bundle_view(api, rid, tmp_path, top_children=True) == ansible_list(
-        source, top_children=True)
+    view = bundle_view(api, rid, tmp_path)
+    assert view["groups"]["all"] == ansible_list(source)["groups"]["all"]
+    assert len(view["groups"]["all"][1]) < len(view["groups"]) - 1
 
 
-@pytest.mark.xfail(strict=True, reason="bundle change needed: with one host selected, hosts.yml "
-                   "(layout=ansible) holds only that host's groups; it must hold the region's "
-                   "whole group tree whatever the selection's size")
 def test_a_one_host_region_keeps_its_other_groups(api: Client, tmp_path: Path) -> None:
+    """A region of one host: layout=ansible and the .json still hold every group and edge
+    (the empty ``db`` and ``spare`` too). layout=hosts is each host's own inventory: the
+    groups that hold the host, with their edges."""
     source = tmp_path / "one.ini"
     source.write_text("[web]\nw1\n[db]\n[site:children]\nweb\ndb\n[spare]\n")
     rid = new_region(api)
     assert import_(api, rid, {"format": "ini", "content": source.read_text()}).status_code == 200
-    assert bundle_view(api, rid, tmp_path / "bundle") == ansible_list(source)
+    original = ansible_list(source)
+    assert bundle_view(api, rid, tmp_path / "bundle") == original
+    script = tmp_path / "inventory.sh"
+    document = tmp_path / "inventory.json"
+    document.write_bytes(api.get(f"/v1/inventory/{rid}.json").get_data())
+    script.write_text(f"#!/bin/sh\ncat '{document}'\n")
+    script.chmod(0o755)
+    assert ansible_list(script) == original
+    response = api.get(f"/v1/inventory/{rid}.tgz?layout=hosts")
+    with tarfile.open(fileobj=io.BytesIO(response.get_data())) as archive:
+        archive.extractall(tmp_path / "hosts", filter="data")
+    own = ansible_list(tmp_path / "hosts" / "hosts" / "w1" / "inventory")
+    assert own == {**original, "groups": {
+        "all": ([], ["site", "ungrouped"]), "site": ([], ["web"]), "web": (["w1"], [])}}
 
 
 def test_directory_inventory_round_trips(api: Client, tmp_path: Path) -> None:
@@ -133,7 +141,23 @@ def test_directory_inventory_round_trips(api: Client, tmp_path: Path) -> None:
     rid = new_region(api)
     response = import_(api, rid, {"format": "directory", "files": directory_files(source)})
     assert response.status_code == 200, response.get_json()
-    assert bundle_view(api, rid, tmp_path) == original
+    assert bundle_view(api, rid, tmp_path) == implicit_all(original)
+
+
+def implicit_all(view: dict[str, Any]) -> dict[str, Any]:
+    """``view`` without the edges from ``all`` to groups that have another parent.
+
+    hosts.yml of the fixture names ``control`` under ``all`` and under ``nova-api``, and
+    Ansible keeps both edges; the one from ``all`` changes no membership, depth or variable
+    (a group is in ``all`` anyway, and its depth is its longest path). Craton holds a region,
+    not an ``all`` group with edges of its own, so it lists under ``all`` the groups without
+    parents, as Ansible does for an inventory that does not name them there."""
+    groups = view["groups"]
+    parented = {child for name, (_, children) in groups.items() if name != "all"
+                for child in children}
+    hosts, children = groups["all"]
+    return {**view, "groups": {**groups, "all": (hosts, [c for c in children
+                                                         if c not in parented])}}
 
 
 def test_dynamic_inventory_json_round_trips(api: Client, tmp_path: Path) -> None:
@@ -183,6 +207,44 @@ def test_reserved_variables_are_ignored_and_said(api: Client) -> None:
                                   "content": "[web]\nw1 groups=x ok=1\n[web:vars]\nhostvars=1\n"})
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["ignored_variables"] == {"w1": ["groups"], "web": ["hostvars"]}
+
+
+def test_null_values_are_values(api: Client, tmp_path: Path) -> None:
+    """A variable whose value is null is a variable to Ansible: imported as one into a new
+    region and over existing objects alike (an import is no JSON merge patch)."""
+    source = tmp_path / "inventory.yml"
+    source.write_text(json.dumps({"all": {"vars": {"n": None}, "children": {"web": {
+        "vars": {"n": None}, "hosts": {"w1": {"n": None}}}}}}))
+    original = ansible_list(source)
+    assert original["hostvars"] == {"w1": {"n": None}}
+    rid = new_region(api)
+    for attempt in ("new", "existing"):
+        response = import_(api, rid, {"format": "yaml", "content": source.read_text()})
+        assert response.status_code == 200, response.get_json()
+        assert bundle_view(api, rid, tmp_path / attempt) == original
+        assert api.get(f"/v1/regions/{rid}").get_json()["variables"] == {"n": None}
+
+
+def test_alls_priority_is_not_a_region_variable(api: Client, tmp_path: Path) -> None:
+    """``ansible_group_priority`` set on ``all`` in the inventory is that group's priority, no
+    host's variable (and it orders nothing): not imported, and said. In group_vars/all it is
+    an ordinary variable, and stays one."""
+    source = tmp_path / "inventory"
+    (source / "group_vars").mkdir(parents=True)
+    (source / "hosts.ini").write_text("[all:vars]\nansible_group_priority=3\nx=1\n[web]\nw1\n")
+    rid = new_region(api)
+    response = import_(api, rid, {"format": "directory", "files": directory_files(source)})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["ignored_variables"] == {"all": ["ansible_group_priority"]}
+    assert bundle_view(api, rid, tmp_path / "bundle") == ansible_list(source)
+
+    (source / "group_vars" / "all.yml").write_text("ansible_group_priority: 5\n")
+    rid = new_region(api)
+    response = import_(api, rid, {"format": "directory", "files": directory_files(source)})
+    assert response.status_code == 200, response.get_json()
+    assert api.get(f"/v1/regions/{rid}").get_json()["variables"] == {
+        "ansible_group_priority": 5, "x": 1}
+    assert bundle_view(api, rid, tmp_path / "bundle-2") == ansible_list(source)
 
 
 @pytest.mark.parametrize(("body", "field"), [
@@ -262,22 +324,30 @@ VARS = st.dictionaries(st.sampled_from(["alpha", "beta", "a.b", "with-dash", "\u
 @st.composite
 def inventories(draw: st.DrawFn) -> dict[str, Any]:
     """A YAML inventory: a DAG of groups (each may list earlier ones as children), hosts in
-    several groups, variables at every level."""
+    several groups, variables at every level. As people write them: a group sits under
+    ``all`` only if it has no parent, its body under one of its parents (the last) and its
+    name alone under the others."""
     names = draw(st.lists(NAMES, unique=True, min_size=1, max_size=6))
     hosts = [f"h{index}.example" for index in range(draw(st.integers(1, 4)))]
-    groups: dict[str, Any] = {}
+    bodies: dict[str, dict[str, Any]] = {}
+    parents: dict[str, list[str]] = {name: [] for name in names}
     for index, name in enumerate(names):
         body: dict[str, Any] = {}
         kids = [names[j] for j in range(index) if draw(st.booleans())]
-        if kids:
-            body["children"] = {kid: None for kid in kids}
+        for kid in kids:
+            parents[kid].append(name)
         members = draw(st.lists(st.sampled_from(hosts), unique=True, max_size=3))
         if members:
             body["hosts"] = {host: draw(VARS) or None for host in members}
         if variables := draw(VARS):
             body["vars"] = variables
-        groups[name] = body
-    top: dict[str, Any] = {"children": groups}
+        bodies[name] = body
+    for name in names:
+        for parent in parents[name]:
+            bodies[parent].setdefault("children", {})[name] = \
+                bodies[name] or None if parent == parents[name][-1] else None
+    top: dict[str, Any] = {"children": {name: bodies[name] or None for name in names
+                                        if not parents[name]}}
     if variables := draw(VARS):
         top["vars"] = variables
     return {"all": top}
@@ -295,39 +365,4 @@ def test_random_inventories_round_trip(api: Client, tmp_path_factory: pytest.Tem
     rid = new_region(api)
     response = import_(api, rid, {"format": "yaml", "content": source.read_text()})
     assert response.status_code == 200, response.get_json()
-    assert hostful(bundle_view(api, rid, scratch / "bundle")) == hostful(original)
-
-
-def hostful(view: dict[str, Any]) -> dict[str, Any]:
-    """``view`` without the groups that hold no host at any depth: a bundle leaves those out
-    today (the bundle change test_a_one_host_region_keeps_its_other_groups asks for)."""
-    groups = view["groups"]
-    kept: set[str] = set()
-
-    def holds(name: str) -> bool:
-        hosts, children = groups.get(name, ([], []))
-        found = bool(hosts) | any([holds(child) for child in children])
-        if found:
-            kept.add(name)
-        return found
-
-    for name in groups:
-        holds(name)
-    return {**view, "groups": {name: (hosts, [c for c in children if c in kept])
-                               for name, (hosts, children) in groups.items()
-                               if name in kept or name == "all"}}
-
-
-def test_a_null_value_is_imported_as_a_value(api: Client, tmp_path: Path) -> None:
-    """In an inventory ``key: null`` sets the key to None (in the API's PATCH it deletes it):
-    a region, group and host variable that is null survives the import, also into objects
-    that already exist."""
-    source = tmp_path / "nulls.yml"
-    source.write_text(json.dumps({"all": {"vars": {"alpha": None}, "children": {"web": {
-        "vars": {"beta": None}, "hosts": {"h1": {"gamma": None}}}}}}))
-    rid = new_region(api)
-    for attempt in ("creates", "merges"):
-        response = import_(api, rid, {"format": "yaml", "content": source.read_text()})
-        assert response.status_code == 200, response.get_json()
-        assert bundle_view(api, rid, tmp_path / attempt) == ansible_list(source)
-    assert api.get(f"/v1/regions/{rid}/variables").get_json()["variables"] == {"alpha": None}
+    assert bundle_view(api, rid, scratch / "bundle") == original
