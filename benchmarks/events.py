@@ -20,11 +20,8 @@ import threading
 import time
 
 import redis
-from servers import craton_api, redis_server
+from servers import craton_api, embedded_app, redis_server
 
-from craton.api import create_app
-from craton.config import DefaultSettings, RedisSettings, Settings
-from craton.db import migrate
 from craton.db.models import Job, JobStatus
 from craton.db.session import Database
 from craton.jobs.events import Event
@@ -111,13 +108,8 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1000, help="events/s for the delay run")
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, redis_server() as redis_url:
-        db_url = f"sqlite:///{tmp}/bench.db"
-        db = Database(db_url)
-        migrate.upgrade(db.engine)
-        settings = Settings(DEFAULT=DefaultSettings(data_dir=tmp),
-                            redis=RedisSettings(url=redis_url))
-        app = create_app(settings, database=db)
+    with (tempfile.TemporaryDirectory() as tmp, redis_server() as redis_url,
+          embedded_app(tmp, redis_url) as (app, db, db_url)):
         region_id = make_region(app.test_client())
         system = app.extensions["craton"].jobs
         rate = throughput(system, db, region_id, args.events, redis_url)
@@ -137,8 +129,6 @@ def main() -> None:
         print(f"SSE delay over real HTTP (another process, via Redis): {len(delays):,} "
               f"events at {args.rate}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
               f"max {delays[-1] * 1000:.1f} ms (target p99 <= 100 ms)")
-        app.extensions["craton"].close()
-        db.dispose()
 
 if __name__ == "__main__":
     main()

@@ -1,5 +1,6 @@
 """The real servers the benchmarks start on 127.0.0.1 — Debian's redis-server and craton-api —
-each stopped by the PID (process group) it was started with."""
+each stopped by the PID (process group) it was started with — and an in-process Craton app on
+SQLite beside them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from flask import Flask
+
+from craton.api import create_app
+from craton.config import DefaultSettings, RedisSettings, Settings
+from craton.db import migrate
+from craton.db.session import Database
 
 
 def free_port() -> int:
@@ -72,3 +80,21 @@ def craton_api(data_dir: str, db_url: str, redis_url: str) -> Iterator[int]:
     with _serving([str(Path(sys.executable).parent / "craton-api"), "--port", str(port)], port,
                   env, Path(data_dir) / "craton-api.log"):
         yield port
+
+
+@contextlib.contextmanager
+def embedded_app(data_dir: str, redis_url: str) -> Iterator[tuple[Flask, Database, str]]:
+    """A Craton app in this process on a migrated SQLite database in ``data_dir``, publishing
+    events to ``redis_url``: yields the app, its database and the database's URL (for a
+    craton-api beside it), and closes both."""
+    db_url = f"sqlite:///{data_dir}/bench.db"
+    db = Database(db_url)
+    migrate.upgrade(db.engine)
+    settings = Settings(DEFAULT=DefaultSettings(data_dir=data_dir),
+                        redis=RedisSettings(url=redis_url))
+    app = create_app(settings, database=db)
+    try:
+        yield app, db, db_url
+    finally:
+        app.extensions["craton"].close()
+        db.dispose()

@@ -24,11 +24,8 @@ import tempfile
 import time
 
 from playwright.sync_api import sync_playwright
-from servers import craton_api, redis_server
+from servers import craton_api, embedded_app, redis_server
 
-from craton.api import create_app
-from craton.config import DefaultSettings, RedisSettings, Settings
-from craton.db import migrate
 from craton.db.models import HostRunStatus, Job, JobHost, JobStatus
 from craton.db.session import Database
 from craton.jobs.events import Event
@@ -90,26 +87,22 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--rate", type=int, default=1200, help="events per second")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, redis_server() as redis_url:
-        db_url = f"sqlite:///{tmp}/bench.db"
-        db = Database(db_url)
-        migrate.upgrade(db.engine)
-        settings = Settings(DEFAULT=DefaultSettings(data_dir=tmp),
-                            redis=RedisSettings(url=redis_url))
-        app = create_app(settings, database=db)
+    with (tempfile.TemporaryDirectory() as tmp, redis_server() as redis_url,
+          embedded_app(tmp, redis_url) as (app, db, db_url)):
         sink = app.extensions["craton"].jobs.runtime.sink
         job_id = make_job(app, db, args.hosts)
         with craton_api(tmp, db_url, redis_url) as port:
             run(args, sink, job_id, port)
-        app.extensions["craton"].close()
-        db.dispose()
 
 def run(args: argparse.Namespace, sink, job_id: int, port: int) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path="/usr/bin/chromium",
             args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        # Playwright polls wait_for_function's predicate through eval, which the page's
+        # Content-Security-Policy (script-src 'self') forbids; the page's own scripts are
+        # unaffected by the bypass.
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
         page.add_init_script(PROBE)
         started = time.perf_counter()
         page.goto(f"http://127.0.0.1:{port}/ui/jobs/{job_id}")
