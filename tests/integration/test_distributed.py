@@ -256,13 +256,8 @@ def test_a_killed_worker_s_job_is_taken_over(grid: Grid) -> None:
     not run again; the second wave runs again, once; the job's events are whole."""
     client = grid.job_app.client
     fleet, first_wave, second_wave = two_waves(grid, "takeover")
-    source = {"path": str(grid.naps)}
     with workers(grid, "a", "b") as pair:
-        job = submit(client, job_body(fleet, "site.yml", source, forks=4,
-                                      extra_vars={"nap": NAP}))
-        job_id = job["id"]
-        first = owner_of(grid, job_id, pair)
-        other = next(w for w in pair if w is not first)
+        job_id, first, other = submit_naps(grid, fleet, pair)
         before = wait_for_mid_nap(grid, job_id, napping=second_wave, done=first_wave)
         assert processes_on(first.work_dir)  # its Ansible runs, which must die with it
         first.process.send_signal(signal.SIGKILL)
@@ -300,6 +295,15 @@ def test_a_killed_worker_s_job_is_taken_over(grid: Grid) -> None:
     # The dead worker's Ansible must not run on, unseen, beside the runs that replace it.
     assert not orphans, "the killed worker's ansible-playbook runs outlived the job:\n" + \
         "\n".join(orphans)
+
+
+def submit_naps(grid: Grid, fleet: Fleet, pair: list[Worker]) -> tuple[int, Worker, Worker]:
+    """Submit the napping playbook over ``fleet``; returns the job's id, the worker of ``pair``
+    that claimed it and the other one."""
+    job = submit(grid.job_app.client, job_body(fleet, "site.yml", {"path": str(grid.naps)},
+                                               forks=4, extra_vars={"nap": NAP}))
+    first = owner_of(grid, job["id"], pair)
+    return job["id"], first, next(w for w in pair if w is not first)
 
 
 def owner_of(grid: Grid, job_id: int, pool: list[Worker], timeout: float = 30) -> Worker:
@@ -365,13 +369,8 @@ def test_a_stopped_worker_hands_its_job_over(grid: Grid) -> None:
     twice."""
     client = grid.job_app.client
     fleet, first_wave, second_wave = two_waves(grid, "handover")
-    source = {"path": str(grid.naps)}
     with workers(grid, "c", "d") as pair:
-        job = submit(client, job_body(fleet, "site.yml", source, forks=4,
-                                      extra_vars={"nap": NAP}))
-        job_id = job["id"]
-        first = owner_of(grid, job_id, pair)
-        other = next(w for w in pair if w is not first)
+        job_id, first, other = submit_naps(grid, fleet, pair)
         wait_for_mid_nap(grid, job_id, napping=first_wave, done=[])
         first.process.send_signal(signal.SIGTERM)
         asked_at = time.monotonic()

@@ -214,6 +214,19 @@ def assert_marks(mark_dir: Path, fleet: Registered, marked: list[SshHost]) -> No
         (mark_dir / host.name).unlink()
 
 
+def run_marks(api: Client, settings: Settings, registered: Registered, layout: str,
+              tmp_path: Path) -> tuple[dict[str, Any], str, Path]:
+    """Run the marking playbook over the registered fleet (``run_job``); returns the job, its
+    stream and the directory where each host that ran left its mark."""
+    mark_dir = tmp_path / "marks"
+    mark_dir.mkdir()
+    job, stream = run_job(api, {
+        "region_id": registered.region_id, "playbook": "site.yml",
+        "source": {"path": mark_source(settings, registered)},
+        "layout": layout, "extra_vars": {"mark_dir": str(mark_dir)}})
+    return job, stream, mark_dir
+
+
 @pytest.mark.parametrize("layout", ["hosts", "ansible"])
 def test_playbook_runs_over_ssh_with_the_stored_key(
         api: Client, fleet: SshFleet, jobs_settings: Settings, tmp_path: Path,
@@ -231,13 +244,8 @@ def test_playbook_runs_over_ssh_with_the_stored_key(
     key_source = resolved["provenance"]["ansible_ssh_private_key_file"]["source"]
     assert (key_source["type"], key_source["id"]) == (
         "secret", registered.secret_ids[fleet.hosts[0].name])
-    mark_dir = tmp_path / "marks"
-    mark_dir.mkdir()
 
-    job, stream = run_job(api, {
-        "region_id": registered.region_id, "playbook": "site.yml",
-        "source": {"path": mark_source(jobs_settings, registered)},
-        "layout": layout, "extra_vars": {"mark_dir": str(mark_dir)}})
+    job, stream, mark_dir = run_marks(api, jobs_settings, registered, layout, tmp_path)
 
     assert job["status"] == "failed", job
     assert job["message"] == "1 unreachable"
@@ -307,13 +315,8 @@ def test_a_wrong_key_makes_only_its_host_unreachable(
     response = api.patch(f"/v1/secrets/{registered.secret_ids[victim.name]}",
                          {"content": wrong})
     assert response.status_code == 200, response.get_json()
-    mark_dir = tmp_path / "marks"
-    mark_dir.mkdir()
 
-    job, stream = run_job(api, {
-        "region_id": registered.region_id, "playbook": "site.yml",
-        "source": {"path": mark_source(jobs_settings, registered)},
-        "layout": layout, "extra_vars": {"mark_dir": str(mark_dir)}})
+    job, stream, mark_dir = run_marks(api, jobs_settings, registered, layout, tmp_path)
 
     hosts = job_hosts(api, job["id"])
     assert hosts[victim.name]["status"] == "unreachable", hosts[victim.name]

@@ -364,23 +364,16 @@ def test_unknown_ref_fails_naming_it(history_fetcher: Fetcher, history: dict[str
     assert ref in caught.value.message
 
 
-def test_unknown_path_fails_naming_it(history_fetcher: Fetcher,
-                                      history: dict[str, Any]) -> None:
-    """A path the commit does not have is a FetchFailed (502) naming the path."""
+@pytest.mark.parametrize("path", ["group_vars/db.yml", "group_vars"],
+                         ids=["missing", "a directory"])
+def test_a_path_that_is_no_file_of_the_commit_fails_naming_it(
+        history_fetcher: Fetcher, history: dict[str, Any], path: str) -> None:
+    """A path the commit does not have, or that is a directory in its tree, is a FetchFailed
+    (502) naming the path — not an unexpected error."""
     with pytest.raises(FetchFailed) as caught:
-        history_fetcher.fetch(history["repo"].url, "main", "group_vars/db.yml")
+        history_fetcher.fetch(history["repo"].url, "main", path)
     assert caught.value.status == 502
-    assert "group_vars/db.yml" in caught.value.message
-
-
-def test_path_naming_a_directory_fails_naming_it(history_fetcher: Fetcher,
-                                                 history: dict[str, Any]) -> None:
-    """A path that is a directory in the tree, not a file, is a FetchFailed (502) naming the
-    path, like a missing one — not an unexpected error."""
-    with pytest.raises(FetchFailed) as caught:
-        history_fetcher.fetch(history["repo"].url, "main", "group_vars")
-    assert caught.value.status == 502
-    assert "group_vars" in caught.value.message
+    assert path in caught.value.message
 
 
 def test_git_without_a_path_is_refused(history_fetcher: Fetcher,
