@@ -81,10 +81,15 @@ class Client:
         no name, as the ``OS_*`` environment variables do), the way every OpenStack tool reads
         them. The endpoint: ``url``, else the cloud's ``craton_endpoint_override``, else the
         service catalog."""
+        import warnings
+
         import openstack.config
         from keystoneauth1.session import Session
 
-        region = openstack.config.OpenStackConfig().get_one(cloud=cloud)
+        with warnings.catch_warnings():
+            # openstacksdk announces the end of its InfluxDB metrics, which Craton never uses.
+            warnings.filterwarnings("ignore", message="Support for InfluxDB")
+            region = openstack.config.OpenStackConfig().get_one(cloud=cloud)
         verify, cert = region.get_requests_verify_args()
         session = Session(auth=region.get_auth(), verify=verify, cert=cert)
         endpoint = url or region.config.get("craton_endpoint_override")

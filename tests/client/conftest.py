@@ -59,7 +59,7 @@ class Fleet:
 @pytest.fixture
 def fleet(client: Client) -> Fleet:
     """A tenant of its own with region dfw: groups cloud > compute > gpu, and hosts c1…c5
-    (c1–c3 in compute, racks r7/r8, c4–c5 in cloud)."""
+    (c1 to c3 in compute, racks r7/r8, c4 and c5 in cloud)."""
     tenant = client.tenants.create(f"acme-{uuid.uuid4().hex[:8]}")
     region = tenant.create_region("dfw", variables={"ntp_server": "10.0.0.1"})
     region.create_group("cloud")
@@ -77,7 +77,7 @@ def run_cli(api: Api, *args: str, env: dict[str, str] | None = None,
     """The installed ``craton`` command, pointed at ``api`` through CRATON_URL."""
     environ = {k: v for k, v in os.environ.items()
                if not k.startswith(("CRATON_", "OS_"))}
-    environ.update(CRATON_URL=api.url, HOME=str(api.home), **(env or {}))
+    environ.update({"CRATON_URL": api.url, "HOME": str(api.home), **(env or {})})
     done = subprocess.run([str(CRATON), *args], capture_output=True, text=True, env=environ,
                           timeout=timeout)
     if check:

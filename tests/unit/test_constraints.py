@@ -1,7 +1,8 @@
 """constraints.txt pins exactly what `pip install -e '.[test]' -e ./client` installs: every
-distribution Craton with its test extra, and the client (cratonclient), need, directly or not, at the version this virtualenv has — no pin
-for something nothing needs any more, none missing. Read from the installed distributions'
-own metadata, so the test needs no network; scripts/constraints regenerates the file."""
+distribution Craton with its test extra, and the client (cratonclient), need, directly or not,
+at the version this virtualenv has — no pin for something nothing needs any more, none
+missing. Read from the installed distributions' own metadata, so the test needs no network;
+scripts/constraints regenerates the file."""
 
 from __future__ import annotations
 

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from cliff.app import App
 from cliff.commandmanager import CommandManager
+
 from cratonclient import __version__
 
 if TYPE_CHECKING:
     from cliff.command import Command
+
     from cratonclient.client import Client
 
 COMMANDS: dict[str, str] = {

@@ -8,10 +8,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cliff.columns import FormattableColumn
+
 from cratonclient.cli.app import CommandError
 
 if TYPE_CHECKING:
     from cliff.command import Command
+
     from cratonclient.client import Client
     from cratonclient.resources import Group, Host, Region, Tenant
 

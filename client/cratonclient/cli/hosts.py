@@ -11,6 +11,7 @@ from typing import Any
 from cliff.command import Command
 from cliff.lister import Lister
 from cliff.show import ShowOne
+
 from cratonclient.cli.app import CommandError
 from cratonclient.cli.common import (
     add_host_filters,

@@ -6,6 +6,7 @@ from argparse import ArgumentParser, Namespace
 from typing import Any
 
 from cliff.show import ShowOne
+
 from cratonclient.cli.common import add_host_filters, client_of, host_filter_args, region_id
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from cliff.command import Command
 from cliff.lister import Lister
 from cliff.show import ShowOne
+
 from cratonclient.cli.common import client_of, find_tenant, rows_of, show
 
 COLUMNS = ("id", "name", "description")
