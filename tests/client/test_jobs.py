@@ -20,16 +20,22 @@ UNREACHABLE = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansibl
 
 
 @pytest.fixture(scope="module")
-def job_region(api: Api) -> tuple[int, int]:
-    """A region of two local hosts and one nobody can reach, and a finished ping job over
-    all three."""
+def jobs(api: Api) -> tuple[int, int, int]:
+    """A region of two local hosts and one nobody can reach; a finished ping job over all
+    three, and one over h1 alone (the region, and the two jobs' ids)."""
     client = api.client()
     tenant = client.tenants.create(f"jobs-{uuid.uuid4().hex[:8]}")
     region = tenant.create_region("lab", variables=LOCAL)
     region.create_hosts([{"name": "h1"}, {"name": "h2"},
                          {"name": "h3", "variables": UNREACHABLE}])
-    job = client.jobs.submit(region.id, "craton:ping").wait(timeout=120)
-    return region.id, job.id
+    every = client.jobs.submit(region.id, "craton:ping")
+    one = client.jobs.submit(region.id, "craton:ping", filters={"name": "h1"})
+    return region.id, every.wait(timeout=120).id, one.wait(timeout=120).id
+
+
+@pytest.fixture
+def job_region(jobs: tuple[int, int, int]) -> tuple[int, int]:
+    return jobs[0], jobs[1]
 
 
 def test_submit_wait_and_read_a_job(client: Client, job_region: tuple[int, int]) -> None:
@@ -108,7 +114,11 @@ def test_job_run_watch_without_a_terminal(api: Api, job_region: tuple[int, int])
     table = out[out.index("+--"):]
     assert table.index("h3") < table.index("h1"), "problems first in the summary"
 
-    fine = run_cli(api, "job", "run", str(region_id), "craton:ping", "--name", "h1",
-                   "--watch", check=False)
+
+
+
+def test_job_watch_exits_0_when_every_host_succeeded(api: Api,
+                                                     jobs: tuple[int, int, int]) -> None:
+    fine = run_cli(api, "job", "watch", str(jobs[2]), check=False)
     assert fine.returncode == 0, (fine.stdout, fine.stderr)
-    assert "job " in fine.stdout and "succeeded" in fine.stdout
+    assert "succeeded" in fine.stdout and "✓ ok" in fine.stdout and "h2" not in fine.stdout
