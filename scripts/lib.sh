@@ -16,8 +16,11 @@ ensure_debian_packages() {
     "${missing[@]}" >&2
 }
 
-# ensure_venv [extra] — .venv with Craton installed (editable) at the pinned versions, plus
-# the named extra (e.g. "test").
+# ensure_venv [extra] — .venv with Craton and its client (client/, the cratonclient
+# distribution) installed editable at the pinned versions, plus Craton's named extra (e.g.
+# "test"). With the test extra it also keeps .venv/wheelhouse: wheels of everything the client
+# needs, from which tests/client/test_install.py installs the client into a fresh virtualenv
+# without the network (rebuilt only when constraints.txt or client/pyproject.toml change).
 ensure_venv() {
   local python="${PYTHON:-python3}"
   if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
@@ -28,9 +31,25 @@ ensure_venv() {
   local target="."
   [ $# -gt 0 ] && target=".[$1]"
   if ! .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt \
-      -e "$target" >.venv/pip.log 2>&1; then
+      -e "$target" -e ./client >.venv/pip.log 2>&1; then
     cat .venv/pip.log >&2
     echo "pip install failed (log above, also in .venv/pip.log)" >&2
     exit 1
   fi
+  [ "${1:-}" = test ] && ensure_client_wheelhouse
+  return 0
+}
+
+ensure_client_wheelhouse() {
+  local stamp
+  stamp="$(cat constraints.txt client/pyproject.toml | sha256sum | cut -c1-16)"
+  [ "$(cat .venv/wheelhouse/.stamp 2>/dev/null)" = "$stamp" ] && return 0
+  rm -rf .venv/wheelhouse
+  if ! .venv/bin/python -m pip wheel -q --disable-pip-version-check -c constraints.txt \
+      --wheel-dir .venv/wheelhouse ./client >.venv/pip.log 2>&1; then
+    cat .venv/pip.log >&2
+    echo "pip wheel failed (log above, also in .venv/pip.log)" >&2
+    exit 1
+  fi
+  echo "$stamp" >.venv/wheelhouse/.stamp
 }

@@ -1,7 +1,8 @@
-"""constraints.txt pins exactly what `pip install -e '.[test]'` installs: every distribution
-Craton and its test extra need, directly or not, at the version this virtualenv has — no pin
-for something nothing needs any more, none missing. Read from the installed distributions'
-own metadata, so the test needs no network; scripts/constraints regenerates the file."""
+"""constraints.txt pins exactly what `pip install -e '.[test]' -e ./client` installs: every
+distribution Craton with its test extra, and the client (cratonclient), need, directly or not,
+at the version this virtualenv has — no pin for something nothing needs any more, none
+missing. Read from the installed distributions' own metadata, so the test needs no network;
+scripts/constraints regenerates the file."""
 
 from __future__ import annotations
 
@@ -48,8 +49,9 @@ def needed(root: str, extras: set[str]) -> dict[NormalizedName, str]:
 
 
 def test_constraints_pin_what_the_test_extra_installs() -> None:
-    installed = needed("craton", {"test"})
+    installed = {**needed("craton", {"test"}), **needed("cratonclient", set())}
     del installed[canonicalize_name("craton")]
+    del installed[canonicalize_name("cratonclient")]
     pins = pinned()
     assert sorted(set(pins) - set(installed)) == [], f"pinned but not needed: {FIX}"
     assert sorted(set(installed) - set(pins)) == [], f"needed but not pinned: {FIX}"

@@ -1,0 +1,196 @@
+"""``craton job watch``: a job followed live in the terminal, like its web page.
+
+On a terminal: a progress bar split by host state (each state with its glyph and count, never
+colour alone), what the running hosts are doing, the current task; failed and unreachable hosts
+are printed above the bar with Ansible's message as they happen. Elsewhere (a pipe, a file, CI
+logs) the same news comes as plain lines, without escape codes. Both end with a summary table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import IO, TYPE_CHECKING, Any
+
+from rich import box
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from cratonclient.client import Client
+    from cratonclient.resources import JobEvent
+
+STATES = {
+    # state: (glyph, style, bar character)
+    "ok": ("✓", "green", "█"),
+    "changed": ("±", "yellow", "█"),
+    "failed": ("✕", "bold red", "█"),
+    "unreachable": ("⊘", "magenta", "█"),
+    "skipped": ("↷", "cyan", "█"),
+    "running": ("▶", "blue", "▒"),
+    "pending": ("·", "dim", "·"),
+}
+FINISHED = frozenset({"ok", "changed", "failed", "unreachable", "skipped"})
+SUCCEEDED = frozenset({"ok", "changed"})
+BAR_WIDTH = 40
+SHOWN_RUNNING = 5
+
+
+@dataclasses.dataclass
+class HostView:
+    name: str
+    status: str = "pending"
+    task: str | None = None
+    message: str | None = None
+
+
+@dataclasses.dataclass
+class JobView:
+    """What is known of the job, kept current from its events."""
+
+    job_id: int
+    playbook: str
+    status: str
+    hosts: dict[str, HostView]
+    task: str | None = None
+    message: str | None = None
+    started: float = dataclasses.field(default_factory=time.monotonic)
+
+    def count(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATES, 0)
+        for host in self.hosts.values():
+            counts[host.status if host.status in counts else "pending"] += 1
+        return counts
+
+    def apply(self, event: JobEvent) -> HostView | None:
+        """Take one event in; the host whose result it is, when it finished one."""
+        data = event.data or {}
+        host = self.hosts.get(event.host) if event.host else None
+        if event.kind == "runner_on_start" and host and host.status not in FINISHED:
+            host.status, host.task = "running", data.get("task") or host.task
+        elif event.kind in ("runner_on_failed", "runner_on_unreachable") and host \
+                and not data.get("ignore_errors") and host.status not in FINISHED:
+            host.task = data.get("task") or host.task
+            host.message = data.get("msg") or host.message
+        elif event.kind == "host_result" and host:
+            host.status = data.get("status") or host.status
+            host.message = data.get("msg") if data.get("msg") is not None else host.message
+            return host
+        elif event.kind == "host_skipped" and host:
+            host.status, host.message = "skipped", data.get("msg")
+            return host
+        elif event.kind == "playbook_on_task_start":
+            self.task = data.get("task")
+        elif event.kind == "job" and data.get("status"):
+            self.status = data["status"]
+            self.message = data.get("message") or self.message
+        return None
+
+    def succeeded(self) -> bool:
+        return self.status == "succeeded" and all(
+            host.status in SUCCEEDED for host in self.hosts.values())
+
+
+def bar(view: JobView) -> Text:
+    """The progress bar: one segment per state, sized by its share of the hosts."""
+    counts = view.count()
+    total = max(len(view.hosts), 1)
+    text = Text()
+    used = 0
+    order = list(STATES)
+    for index, state in enumerate(order):
+        width = round(BAR_WIDTH * counts[state] / total)
+        if index == len(order) - 1:
+            width = BAR_WIDTH - used
+        width = max(0, min(width, BAR_WIDTH - used))
+        text.append(STATES[state][2] * width, style=STATES[state][1])
+        used += width
+    return text
+
+
+def legend(view: JobView) -> Text:
+    counts = view.count()
+    text = Text()
+    for state, (glyph, style, _) in STATES.items():
+        if counts[state] or state in ("ok", "failed"):
+            text.append(f"{glyph} {state} {counts[state]}  ", style=style)
+    return text
+
+
+def headline(view: JobView) -> str:
+    done = sum(1 for host in view.hosts.values() if host.status in FINISHED)
+    elapsed = int(time.monotonic() - view.started)
+    return (f"job {view.job_id} {view.status} · {view.playbook} · {done}/{len(view.hosts)} "
+            f"hosts done · {elapsed // 60}:{elapsed % 60:02d}")
+
+
+def live_panel(view: JobView) -> Group:
+    lines: list[Any] = [Text(headline(view), style="bold"), bar(view), legend(view)]
+    if view.task:
+        lines.append(Text(f"task: {view.task}", style="dim"))
+    running = [host for host in view.hosts.values() if host.status == "running"]
+    for host in running[:SHOWN_RUNNING]:
+        lines.append(Text(f"  ▶ {host.name}: {host.task or '…'}", style="blue"))
+    if len(running) > SHOWN_RUNNING:
+        lines.append(Text(f"  … and {len(running) - SHOWN_RUNNING} more running", style="dim"))
+    return Group(*lines)
+
+
+def summary(view: JobView, terminal: bool) -> Table:
+    """Every host, problems first, with its state and Ansible's message."""
+    rank = {"failed": 0, "unreachable": 1, "skipped": 2, "running": 3, "pending": 4,
+            "changed": 5, "ok": 6}
+    table = Table(box=box.SIMPLE if terminal else box.ASCII, title=headline(view))
+    for column in ("host", "state", "message"):
+        table.add_column(column)
+    for host in sorted(view.hosts.values(), key=lambda h: (rank.get(h.status, 9), h.name)):
+        glyph, style, _ = STATES.get(host.status, ("?", "", ""))
+        table.add_row(host.name, Text(f"{glyph} {host.status}", style=style),
+                      host.message or "")
+    return table
+
+
+def news(host: HostView) -> Text:
+    glyph, style, _ = STATES.get(host.status, ("?", "", ""))
+    line = Text(f"{glyph} {host.name} {host.status}", style=style)
+    if host.message and host.status not in SUCCEEDED:
+        line.append(f": {host.message}")
+    return line
+
+
+def watch(client: Client, job_id: int, stdout: IO[str]) -> int:
+    """Follow job ``job_id`` to its end, drawing it on ``stdout``; 0 when every host
+    succeeded, 1 otherwise."""
+    job = client.jobs.get(job_id)
+    last = job.last_event
+    hosts = {row.name: HostView(row.name, row.status, row.current_task, row.message)
+             for row in client.jobs.hosts(job_id)}
+    view = JobView(job_id, job.playbook, job.status, hosts, message=job.message)
+    console = Console(file=stdout, highlight=False, soft_wrap=False)
+    terminal = console.is_terminal
+    if terminal:
+        with Live(live_panel(view), console=console, refresh_per_second=8,
+                  transient=True) as live:
+            for event in client.jobs.stream(job_id, last_event_id=last):
+                finished = view.apply(event)
+                if finished is not None and finished.status not in SUCCEEDED:
+                    live.console.print(news(finished))
+                live.update(live_panel(view))
+    else:
+        console.print(headline(view))
+        for event in client.jobs.stream(job_id, last_event_id=last):
+            finished = view.apply(event)
+            if finished is not None:
+                console.print(news(finished))
+    final = client.jobs.get(job_id)
+    view.status = final.status
+    view.message = final.message
+    for row in client.jobs.hosts(job_id):
+        shown = view.hosts.setdefault(row.name, HostView(row.name))
+        shown.status, shown.message = row.status, row.message or shown.message
+    console.print(summary(view, terminal))
+    if view.message:
+        console.print(view.message)
+    return 0 if view.succeeded() else 1
