@@ -66,9 +66,10 @@ class Transport:
         if session is None:
             self.http.verify = verify
             self.http.cert = cert
-        # Proxies named by the environment still apply; a .netrc file must not add
-        # credentials of its own.
-        self.http.trust_env = True
+            # Proxies and CA bundles named by the environment still apply, but a ~/.netrc
+            # entry must not replace the API key with Basic credentials: requests consults
+            # .netrc only when the session has no auth of its own.
+            self.http.auth = _headers_as_given
         self.timeout = timeout
         if url is None:
             if session is None:
@@ -143,6 +144,11 @@ class Transport:
 
     def close(self) -> None:
         self.http.close()
+
+
+def _headers_as_given(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """The session's auth: the request's own headers carry the credentials."""
+    return request
 
 
 def _query(params: Mapping[str, Any] | None) -> list[tuple[str, str]] | None:

@@ -75,3 +75,17 @@ def test_keystone_session_from_clouds_yaml(keyed: tuple[Api, str], tmp_path: Pat
     listed = run_cli(api, "--os-cloud", "lab", "tenant", "list", "-f", "value", "-c", "name",
                      env={**env, "CRATON_URL": ""})
     assert "through-keystoneauth" in listed.stdout.split()
+
+
+def test_a_netrc_entry_does_not_replace_the_api_key(keyed: tuple[Api, str], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """requests would send ~/.netrc's login for the API's host as Basic credentials in place of
+    the key; the client keeps the key it was given."""
+    api, root = keyed
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password elsewhere\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    with api.client(api_key=root) as client:
+        response = client.transport.request("GET", "/v1/tenants")
+    assert response.request.headers["Authorization"] == f"Bearer {root}"
