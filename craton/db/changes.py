@@ -11,9 +11,11 @@ importer, a job's ``craton_audit`` write-back), cannot forget it:
   collections (``Host.groups``, ``Group.children``, …);
 - statements run with ``Session.execute`` (``do_orm_execute``): INSERT of hosts (a bulk create;
   their ids come from its RETURNING), of variable and link rows (from the parameters), DELETE
-  of link rows and of objects (the rows are read before they go). An UPDATE of columns no
-  record shows (versions, reachability) passes; one of a recorded column is refused with a
-  TypeError, since its before could not be told — write those through the ORM;
+  of link rows and of objects (the rows are read before they go), UPDATE of objects' recorded
+  columns (the rows are read before and after). An UPDATE of columns no record shows
+  (versions, reachability) passes untouched; what cannot be told (an UPDATE of variable or
+  link rows, an INSERT of objects without RETURNING id) is refused with a TypeError — write
+  those through the ORM;
 - ``before_commit`` writes the transaction's records: one per object however often it was
   written, in one INSERT per 5,000 records, after at most a query per kind of name or owner it
   needs (never one per object).
@@ -110,13 +112,15 @@ def watch(factory: sessionmaker[Session]) -> None:
     """Record the writes of every session ``factory`` makes. Register it after
     ``inventory_version.watch``: a ``do_orm_execute`` hook that runs the statement itself (a
     bulk host insert) ends the hooks after it."""
-    event.listen(factory, "before_flush", _before_flush)
-    event.listen(factory, "after_flush", _after_flush)
-    event.listen(factory, "do_orm_execute", _do_orm_execute)
-    event.listen(factory, "before_commit", _before_commit)
-    event.listen(factory, "after_transaction_create", _after_transaction_create)
-    event.listen(factory, "after_soft_rollback", _after_soft_rollback)
-    event.listen(factory, "after_transaction_end", _after_transaction_end)
+    for name, hook in _HOOKS:
+        event.listen(factory, name, hook)
+
+
+def unwatch(factory: sessionmaker[Session]) -> None:
+    """Stop recording ``factory``'s sessions — for measuring what recording costs
+    (benchmarks/changes.py); nothing in Craton calls it."""
+    for name, hook in _HOOKS:
+        event.remove(factory, name, hook)
 
 
 # --- What is recorded of each model ------------------------------------------------------------
@@ -325,8 +329,6 @@ def _seen(session: Session, obj: Any, *, new: bool) -> None:
         action = ChangeAction.CREATE if new else ChangeAction.UPDATE
         if model is Job:
             action = ChangeAction.SUBMIT if new else ChangeAction.CANCEL
-        elif model is ApiKey and not new:
-            action = ChangeAction.REVOKE
         changed = []
         for column in kind.fields:
             history = state.attrs[column].history
@@ -342,6 +344,9 @@ def _seen(session: Session, obj: Any, *, new: bool) -> None:
         if not changed and not any(h.added or h.deleted for _, h in links) and not (
                 variables and (variables.added or variables.deleted)):
             return
+        if model is ApiKey and any(column == "revoked_at" for column, _, _ in changed) \
+                and not new:
+            action = ChangeAction.REVOKE
         entry = _entry(session, kind.name, obj.id, action)
         _describe(entry, kind, state.dict)
         for column, before, after in changed:
@@ -452,12 +457,42 @@ def _do_orm_execute(execute: ORMExecuteState) -> Any:
         _deleting(execute, table)
         return None
     written = _written_columns(statement, parameter_rows(execute))
-    recorded = set(BY_TABLE[table.name][1].fields) if table.name in BY_TABLE else set(
-        table.c.keys())
-    if written & recorded:
-        raise TypeError(f"update {table.name}.{', '.join(sorted(written & recorded))} through "
-                        "the ORM: a change record could not show what it was before")
-    return None
+    if table.name in BY_TABLE:
+        if written & set(BY_TABLE[table.name][1].fields):
+            return _updating(execute, table, written)
+        return None
+    raise TypeError(f"update {table.name} rows through the ORM: a change record could not "
+                    "show what they were before")
+
+
+def _updating(execute: ORMExecuteState, table: Table, written: set[str]) -> Any:
+    """A set-based UPDATE of recorded columns: read the rows it selects before and after it
+    runs (one query each per 5,000 rows), and note what changed."""
+    statement: Any = execute.statement
+    rows = parameter_rows(execute)
+    if statement.whereclause is None or len(rows) > 1:
+        raise TypeError(f"update {table.name} with one WHERE clause (or through the ORM): a "
+                        "change record needs to read the rows first")
+    connection = execute.session.connection()
+    before = {row["id"]: row for row in connection.execute(
+        select(table).where(statement.whereclause), dict(rows[0]) if rows else {}).mappings()}
+    result = execute.invoke_statement()
+    _, kind = BY_TABLE[table.name]
+    for chunk in chunked(sorted(before)):
+        for after in connection.execute(select(table).where(table.c.id.in_(chunk))).mappings():
+            old = before[after["id"]]
+            changed = [column for column in kind.fields
+                       if column in written and old[column] != after[column]]
+            if not changed:
+                continue
+            action = (ChangeAction.REVOKE if kind.name == "api_key" and "revoked_at" in changed
+                      else ChangeAction.UPDATE)
+            entry = _entry(execute.session, kind.name, after["id"], action)
+            _describe(entry, kind, after)
+            for column in changed:
+                entry.set_field(SHOWN_AS.get(column, column), _shown(column, old[column]),
+                                _shown(column, after[column]))
+    return result
 
 
 def _insert_objects(execute: ORMExecuteState, table: Table) -> Any:
@@ -720,3 +755,11 @@ def prune(database: Database, before: dt.datetime) -> int:
                 return pruned
             connection.execute(delete(Change).where(Change.id.in_(ids)))
         pruned += len(ids)
+
+
+_HOOKS: tuple[tuple[str, Any], ...] = (
+    ("before_flush", _before_flush), ("after_flush", _after_flush),
+    ("do_orm_execute", _do_orm_execute), ("before_commit", _before_commit),
+    ("after_transaction_create", _after_transaction_create),
+    ("after_soft_rollback", _after_soft_rollback),
+    ("after_transaction_end", _after_transaction_end))

@@ -542,3 +542,23 @@ def test_prune_deletes_records_older_than_the_cutoff(client: Client, region: Bod
     assert changes.prune(database, dt.datetime(2021, 1, 1)) == 3
     assert [r["object_name"] for r in records(client)] == ["new"]
     assert changes.prune(database, dt.datetime(2021, 1, 1)) == 0
+
+
+def test_set_based_updates_and_unattributed_sessions_are_recorded(
+        client: Client, region: Body, database: Database) -> None:
+    """An UPDATE statement of a recorded column, run outside any request, is recorded with its
+    before and after, as Craton's own; one of columns no record shows (reachability) is not."""
+    from sqlalchemy import update
+
+    from craton.db.models import Host
+
+    host = client.create(f"/v1/regions/{region['id']}/hosts", {"name": "h1"})
+    with database.transaction() as session:
+        session.execute(update(Host).where(Host.id == host["id"]).values(fqdn="h1.example"))
+        session.execute(update(Host).where(Host.id == host["id"]).values(reachable=True))
+    latest, created = records(client, f"/v1/hosts/{host['id']}/changes")
+    assert created["action"] == "create"
+    assert latest["actor"] == {"user": "craton", "tenant_id": None, "auth_strategy": "internal",
+                               "api_key_name": None, "job_id": None}
+    assert latest["fields"] == {"fqdn": {"before": None, "after": "h1.example"}}
+    assert (latest["tenant_id"], latest["region_id"]) == (region["tenant_id"], region["id"])
