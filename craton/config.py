@@ -235,6 +235,14 @@ class RedisSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class ChangesSettings:
+    retention_days: int = _opt(
+        365,
+        "Days change records are kept: craton-manage changes prune deletes older ones (run it "
+        "from cron). 0: keep them all.")
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     DEFAULT: DefaultSettings = dataclasses.field(default_factory=DefaultSettings)
     database: DatabaseSettings = dataclasses.field(default_factory=DatabaseSettings)
@@ -245,6 +253,7 @@ class Settings:
     sources: SourcesSettings = dataclasses.field(default_factory=SourcesSettings)
     jobs: JobsSettings = dataclasses.field(default_factory=JobsSettings)
     redis: RedisSettings = dataclasses.field(default_factory=RedisSettings)
+    changes: ChangesSettings = dataclasses.field(default_factory=ChangesSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -401,6 +410,8 @@ def _validate(settings: Settings) -> None:
             or settings.sources.git_timeout < 1:
         problems.append("[sources] max_bytes, http_timeout and git_timeout must be positive")
     problems += _sources_problems(settings.sources)
+    if not 0 <= settings.changes.retention_days <= MAX_LIMIT:
+        problems.append(f"[changes] retention_days: must be between 0 and {MAX_LIMIT}")
     jobs = settings.jobs
     if jobs.engine not in ("embedded", "distributed"):
         problems.append(f"[jobs] engine: {jobs.engine!r} is not embedded or distributed")

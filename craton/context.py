@@ -39,6 +39,10 @@ class RequestContext:
     roles: frozenset[str] = frozenset()
     is_admin: bool = False
     request_id: str = "-"
+    auth_strategy: str = "internal"
+    """How the caller was authenticated (noauth, apikey, …); internal for Craton's own tools."""
+    api_key_name: str | None = None
+    """The name of the API key the caller presented, if it presented one."""
 
     def can(self, action: Action) -> bool:
         return self.is_admin or bool(self.roles & POLICY[action])

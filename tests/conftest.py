@@ -23,7 +23,7 @@ from sqlalchemy import delete
 from craton.api import create_app
 from craton.config import DatabaseSettings, DefaultSettings, Settings
 from craton.db import migrate
-from craton.db.models import Tenant
+from craton.db.models import Change, Tenant
 from craton.db.session import Database
 from tests import services
 
@@ -78,10 +78,13 @@ def migrated_database(database_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def database(migrated_database: Database) -> Iterator[Database]:
-    """The session's database, emptied after each test (deleting tenants cascades to all)."""
+    """The session's database, emptied after each test (deleting tenants cascades to all but
+    the change records, which outlive what they record and go last)."""
     yield migrated_database
     with migrated_database.transaction() as session:
         session.execute(delete(Tenant))
+    with migrated_database.connection() as connection:
+        connection.execute(delete(Change))
 
 
 def make_settings(tmp_path: Path, **api: Any) -> Settings:

@@ -77,7 +77,7 @@ class NoAuth:
         raw = request.headers.get(TENANT_HEADER)
         if raw is None:
             return RequestContext(tenant_id=None, user=user, roles=frozenset({"admin"}),
-                                  is_admin=True, request_id=request_id)
+                                  is_admin=True, request_id=request_id, auth_strategy="noauth")
         if not TENANT_ID.fullmatch(raw.strip()) or not 1 <= int(raw) <= MAX_ID:
             raise BadRequest(f"{TENANT_HEADER} must be a tenant id (an integer)",
                              fields={TENANT_HEADER: "must be a tenant id (an integer)"})
@@ -86,7 +86,7 @@ class NoAuth:
             if role.strip()
         )
         return RequestContext(tenant_id=int(raw), user=user, roles=roles, is_admin=False,
-                              request_id=request_id)
+                              request_id=request_id, auth_strategy="noauth")
 
 
 def presented_key(request: Request) -> str | None:
@@ -131,9 +131,11 @@ class ApiKeyAuth:
         user = f"{holder.name} (API key {holder.id})"
         if holder.tenant_id is None:
             return RequestContext(tenant_id=None, user=user, roles=frozenset({"admin"}),
-                                  is_admin=True, request_id=request_id)
+                                  is_admin=True, request_id=request_id,
+                                  auth_strategy="apikey", api_key_name=holder.name)
         return RequestContext(tenant_id=holder.tenant_id, user=user,
-                              roles=frozenset({holder.role.value}), request_id=request_id)
+                              roles=frozenset({holder.role.value}), request_id=request_id,
+                              auth_strategy="apikey", api_key_name=holder.name)
 
 
 STRATEGIES: dict[str, Callable[[Settings, Database], AuthStrategy]] = {

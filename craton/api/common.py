@@ -4,6 +4,7 @@ pages, and JSON bodies validated with the error shape of ``craton.api.errors``."
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 from collections.abc import Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -20,6 +21,7 @@ from werkzeug.http import unquote_etag
 from craton.api.errors import flatten_messages
 from craton.config import Settings
 from craton.context import RequestContext
+from craton.db import changes
 from craton.db.session import Database
 from craton.errors import BadRequest, PreconditionFailed, invalid
 from craton.jobs.engine import JobSystem
@@ -27,6 +29,7 @@ from craton.secrets.backends import SecretBackend
 from craton.sources.fetch import Fetcher
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+REASON_HEADER = "X-Craton-Reason"
 M = TypeVar("M")
 
 
@@ -74,10 +77,46 @@ def services() -> Services:
 
 def db_session() -> Session:
     """The request's session: writes start an IMMEDIATE transaction on SQLite; the app commits
-    it after a successful response and rolls it back otherwise."""
+    it after a successful response and rolls it back otherwise. A write session's changes are
+    recorded as the caller's, with the request's id and reason (``craton.db.changes``)."""
     if "db_session" not in g:
-        g.db_session = services().db.new_session(write=request.method not in SAFE_METHODS)
+        write = request.method not in SAFE_METHODS
+        actor = request_actor() if write else None
+        session = services().db.new_session(write=write)
+        if actor is not None:
+            changes.attribute(session, actor)
+        g.db_session = session
     return g.db_session
+
+
+def request_actor() -> changes.Actor:
+    """Who this request's writes are recorded as."""
+    ctx = context()
+    return changes.Actor(user=ctx.user, tenant_id=ctx.tenant_id,
+                         auth_strategy=ctx.auth_strategy, api_key_name=ctx.api_key_name,
+                         request_id=g.get("request_id"), reason=request_reason())
+
+
+def request_reason() -> str | None:
+    """The ``X-Craton-Reason`` header: why the caller makes this change, kept in its change
+    records. UTF-8 (as a client sends it), at most ``changes.REASON_LENGTH`` characters, no
+    control or format characters; empty is none. A 400 naming the header otherwise."""
+    raw = request.headers.get(REASON_HEADER)
+    if raw is None:
+        return None
+    try:
+        text = raw.encode("latin-1").decode("utf-8").strip()
+    except UnicodeError:
+        text, problem = "", "must be UTF-8 text"
+    else:
+        problem = None
+    if len(text) > changes.REASON_LENGTH:
+        problem = f"must be at most {changes.REASON_LENGTH} characters"
+    elif any(unicodedata.category(ch).startswith("C") for ch in text):
+        problem = "must not contain control or format characters"
+    if problem is not None:
+        raise BadRequest(f"{REASON_HEADER} {problem}", fields={REASON_HEADER: problem})
+    return text or None
 
 
 def release_session() -> None:

@@ -9,11 +9,15 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from craton.config import ConfigError, Settings, load_settings, sample_config
 from craton.context import RequestContext
 from craton.db import migrate
 from craton.db.session import Database, make_engine
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def _engine(settings: Settings):
@@ -63,6 +67,7 @@ def demo_load(settings: Settings, args: argparse.Namespace) -> int:
     db = Database(settings.database_url)
     try:
         with db.transaction() as session:
+            _recorded_as_operator(session)
             region = load_demo(session, settings)
             region_id, tenant_id = region.id, region.tenant_id
             print(f"demo region {region.name!r} is region {region_id} (tenant {tenant_id})")
@@ -95,6 +100,35 @@ def jobs_prune(settings: Settings, args: argparse.Namespace) -> int:
         system.close()
         db.dispose()
     return 0
+
+
+def changes_prune(settings: Settings, args: argparse.Namespace) -> int:
+    """Delete change records older than --older-than, else than [changes] retention_days."""
+    from craton.db import changes
+    from craton.values import utcnow
+
+    older_than = args.older_than
+    if older_than is None and settings.changes.retention_days:
+        older_than = dt.timedelta(days=settings.changes.retention_days)
+    if older_than is None:
+        print("[changes] retention_days is 0 (keep every record) and no --older-than was given: "
+              "nothing pruned")
+        return 0
+    cutoff = utcnow() - older_than
+    db = Database(settings.database_url)
+    try:
+        pruned = changes.prune(db, cutoff)
+    finally:
+        db.dispose()
+    print(f"pruned {pruned} change record(s) made before {cutoff:%Y-%m-%d %H:%M:%S} UTC")
+    return 0
+
+
+def _recorded_as_operator(session: Session) -> None:
+    """Record the changes ``session`` makes as the operator's who runs craton-manage."""
+    from craton.db import changes
+
+    changes.attribute(session, changes.Actor(user=_operator().user))
 
 
 def duration(text: str) -> dt.timedelta:
@@ -141,6 +175,7 @@ def import_inventory(settings: Settings, args: argparse.Namespace) -> int:
     db = Database(settings.database_url)
     try:
         with db.transaction() as session:
+            _recorded_as_operator(session)
             region = get_scoped(session, ADMIN, Region, args.region)
             parsed = importer.parse_inventory(importer.inventory_files(fmt, content, files))
             plan = importer.import_inventory(session, ADMIN, region, parsed,
@@ -178,6 +213,7 @@ def apikey_create(settings: Settings, args: argparse.Namespace) -> int:
     db = Database(settings.database_url)
     try:
         with db.transaction() as session:
+            _recorded_as_operator(session)
             tenant_id = None
             if not args.cloud_admin:
                 column = Tenant.id if args.tenant.isdigit() else Tenant.name
@@ -241,6 +277,7 @@ def apikey_revoke(settings: Settings, args: argparse.Namespace) -> int:
     db = Database(settings.database_url)
     try:
         with db.transaction() as session:
+            _recorded_as_operator(session)
             row = session.get(ApiKey, args.id)
             if row is None:
                 print(f"craton-manage: no API key {args.id}", file=sys.stderr)
@@ -290,6 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="e.g. 30d (days), 12h, 90m, 45s")
     prune.set_defaults(func=jobs_prune)
 
+    changes = groups.add_parser("changes", help="change records")
+    changes_commands = changes.add_subparsers(dest="command", required=True)
+    prune_changes = changes_commands.add_parser(
+        "prune", help="delete change records older than [changes] retention_days")
+    prune_changes.add_argument("--older-than", type=duration,
+                               help="e.g. 90d; default: [changes] retention_days")
+    prune_changes.set_defaults(func=changes_prune)
+
     imports = groups.add_parser("import", help="import an Ansible inventory into a region")
     imports.add_argument("region", type=int, help="the region's id")
     imports.add_argument("path", help="an INI, YAML or dynamic-inventory JSON file, or a "
@@ -332,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 NEEDS_SCHEMA = (demo_load, jobs_prune, import_inventory, apikey_create, apikey_list,
-                apikey_revoke)
+                apikey_revoke, changes_prune)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -128,7 +128,7 @@ def _do_orm_execute(execute: ORMExecuteState) -> None:
     if owner is None:
         return
     kind, column = owner
-    rows = _parameter_rows(execute)
+    rows = parameter_rows(execute)
     if execute.is_insert:
         bump(execute.session, [(kind, row.get(column)) for row in rows])
         return
@@ -142,7 +142,7 @@ def _do_orm_execute(execute: ORMExecuteState) -> None:
                            _owners_where(execute.session, table, column, where, parameters)])
 
 
-def _parameter_rows(execute: ORMExecuteState) -> list[Mapping[str, Any]]:
+def parameter_rows(execute: ORMExecuteState) -> list[Mapping[str, Any]]:
     """The rows a statement writes: its execution parameters, else its own VALUES."""
     parameters = execute.parameters
     if isinstance(parameters, list):

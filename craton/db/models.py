@@ -19,6 +19,7 @@ import json
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     DateTime,
     Enum,
@@ -547,3 +548,65 @@ class ApiKey(Base):
     last_used_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     expires_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+
+
+class ChangeAction(enum.StrEnum):
+    """What a change record says was done to its object."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    SUBMIT = "submit"
+    """A job was submitted."""
+    CANCEL = "cancel"
+    """A job's cancellation was requested."""
+    REVOKE = "revoke"
+    """An API key was revoked."""
+
+
+class Change(Base):
+    """One write to one object, recorded in the write's own transaction
+    (``craton.db.changes``): who, when, in which request, what, and the before and after of
+    what changed. No foreign keys: a record outlives its object, its tenant and its job.
+    Never holds a secret's content, an API key or a sensitive variable's value."""
+
+    __tablename__ = "changes"
+    __table_args__ = (
+        Index(None, "tenant_id", "id"),
+        Index(None, "object_type", "object_id", "id"),
+        Index(None, "actor_user", "id"),
+        Index(None, "request_id"),
+        Index(None, "created_at"),
+        TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"),
+                                    primary_key=True)
+    """64-bit on MariaDB (records outnumber objects); SQLite's INTEGER is 64-bit already and
+    only it autoincrements."""
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    tenant_id: Mapped[int | None] = mapped_column(Integer)
+    """The tenant the object belongs to (what scopes the record); None for a cloud-admin API
+    key."""
+    region_id: Mapped[int | None] = mapped_column(Integer)
+    object_type: Mapped[str] = mapped_column(String(16))
+    object_id: Mapped[int] = mapped_column(Integer)
+    object_name: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    action: Mapped[ChangeAction] = mapped_column(_enum(ChangeAction, 16, "action"))
+    actor_user: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    actor_tenant_id: Mapped[int | None] = mapped_column(Integer)
+    """The caller's own tenant; None for a cloud admin."""
+    auth_strategy: Mapped[str] = mapped_column(String(16))
+    api_key_name: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    job_id: Mapped[int | None] = mapped_column(Integer)
+    """Set when a job wrote it (a playbook's ``craton_audit`` facts)."""
+    reason: Mapped[str | None] = mapped_column(String(500))
+    diff_json: Mapped[str] = mapped_column(LongText)
+    """``{"fields": {name: {"before", "after"}}, "variables": {key: {"before", "after"}},
+    "links": {name: {"added": [...], "removed": [...]}}}``; "before" (or "after") is left
+    out where the field or key did not exist."""
+
+    @property
+    def diff(self) -> dict[str, Any]:
+        return json.loads(self.diff_json)

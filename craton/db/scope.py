@@ -14,7 +14,18 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.interfaces import LoaderOption
 
 from craton.context import Action, RequestContext
-from craton.db.models import MAX_ID, ApiKey, Group, Host, Job, Reference, Region, Secret, Tenant
+from craton.db.models import (
+    MAX_ID,
+    ApiKey,
+    Change,
+    Group,
+    Host,
+    Job,
+    Reference,
+    Region,
+    Secret,
+    Tenant,
+)
 from craton.errors import NotFound
 
 M = TypeVar("M")
@@ -50,6 +61,8 @@ def tenant_clause(model: type, tenant_id: int) -> ColumnElement[bool]:
         return Job.region_id.in_(_regions_of(tenant_id))
     if model is ApiKey:
         return ApiKey.tenant_id == tenant_id
+    if model is Change:
+        return Change.tenant_id == tenant_id
     raise TypeError(f"{model.__name__} is not a tenant-scoped model")
 
 
@@ -65,7 +78,7 @@ def scoped_select(ctx: RequestContext, model: type[M]) -> Select[tuple[M]]:
 def noun(model: type) -> str:
     return {"Tenant": "tenant", "Region": "region", "Host": "host", "Group": "group",
             "Secret": "secret", "Reference": "reference", "Job": "job",
-            "ApiKey": "API key"}[model.__name__]
+            "ApiKey": "API key", "Change": "change"}[model.__name__]
 
 
 def get_scoped(session: Session, ctx: RequestContext, model: type[M], object_id: int,

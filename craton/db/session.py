@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from craton.db import inventory_version
+from craton.db import changes, inventory_version
 from craton.files import private_dir, touch_private
 
 WRITE_OPTION = "craton_write"
@@ -82,6 +82,7 @@ class Database:
         self.engine = make_engine(url, **engine_options)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         inventory_version.watch(self._sessions)
+        changes.watch(self._sessions)
 
     @property
     def dialect(self) -> str:

@@ -16,7 +16,16 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from craton.config import LimitSettings
-from craton.db.models import Host, HostRunStatus, HostVariable, Job, JobHost, JobStatus
+from craton.db import changes
+from craton.db.models import (
+    Host,
+    HostRunStatus,
+    HostVariable,
+    Job,
+    JobHost,
+    JobStatus,
+    Region,
+)
 from craton.db.util import chunked
 from craton.inventory.variables import encode_value, too_many_problem
 from craton.jobs.runner import HostOutcome, RunOutcome
@@ -115,6 +124,7 @@ def write_audit(session: Session, host_id: int, job_id: int, facts: dict[str, An
     one variable too many) is not written, and comes back with the reason instead."""
     written: list[str] = []
     refused: dict[str, str] = {}
+    attribute_to_job(session, job_id)
     held = set(session.scalars(select(HostVariable.key).where(HostVariable.host_id == host_id)))
     for key, value in sorted(facts.items()):
         if variable_key_problem(key) is not None:
@@ -137,6 +147,16 @@ def write_audit(session: Session, host_id: int, job_id: int, facts: dict[str, An
         host = session.get(Host, host_id)
         host.updated_at = utcnow()
     return written, refused
+
+
+def attribute_to_job(session: Session, job_id: int) -> None:
+    """Record ``session``'s writes as job ``job_id``'s: its submitter's, marked with the job."""
+    if changes.actor_of(session).job_id == job_id:
+        return
+    row = session.execute(select(Job.created_by, Region.tenant_id).join(Region)
+                          .where(Job.id == job_id)).one()
+    changes.attribute(session, changes.Actor(user=row.created_by, tenant_id=row.tenant_id,
+                                             auth_strategy="job", job_id=job_id))
 
 
 def finish(rt: JobRuntime, job_id: int, status: JobStatus, message: str | None, *,

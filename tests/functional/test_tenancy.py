@@ -182,6 +182,8 @@ def test_every_id_endpoint_is_checked(app: Flask) -> None:
     arguments = {name for rule in rules for _, name in ARGUMENT.findall(rule)}
     assert arguments >= {"tenant_id", "region_id", "host_id", "group_id", "child_id",
                          "secret_id", "reference_id", "apikey_id"}
+    assert {f"/v1/{kind}/<int:{kind[:-1]}_id>/changes" for kind in ("hosts", "groups",
+                                                                     "regions")} <= rules
     assert len(rules) >= 20
 
 
@@ -320,6 +322,11 @@ def test_lists_show_only_the_callers_tenant(client: Client, make_world: MakeWorl
         b["region_id"]]
     everything = _ids(client.get("/v1/tenants"))
     assert a["tenant_id"] in everything and tid in everything
+    for roles in ("reader", "admin"):
+        changes = client.get("/v1/changes?limit=1000", tenant=tid, roles=roles).get_json()
+        assert changes["items"] and {c["tenant_id"] for c in changes["items"]} == {tid}
+    changes = client.get("/v1/changes?limit=1000").get_json()["items"]
+    assert {a["tenant_id"], tid} <= {c["tenant_id"] for c in changes}
 
 
 @pytest.mark.parametrize("query", [
@@ -333,6 +340,9 @@ def test_lists_show_only_the_callers_tenant(client: Client, make_world: MakeWorl
     "/v1/regions?name={a[names][region]}",
     "/v1/groups?region_id={a[region_id]}",
     "/v1/groups?name={a[names][group]}",
+    "/v1/changes?object_type=host&object_id={a[host_id]}",
+    "/v1/changes?tenant_id={a[tenant_id]}",
+    "/v1/changes?object_type=api_key",
 ])
 def test_filters_on_other_tenants_objects_answer_empty(
         client: Client, query: str, make_world: MakeWorld) -> None:

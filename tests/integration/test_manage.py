@@ -5,15 +5,17 @@ back."""
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from craton.db.models import (
+    Change,
     Group,
     Host,
     HostRunStatus,
@@ -226,3 +228,47 @@ def test_jobs_prune_refuses_a_bad_duration(manage: Manage, older_than: str) -> N
         f"craton-manage jobs prune: error: argument --older-than: {older_than!r} is not a "
         "duration like 30d, 12h, 90m, 45s")
     assert not manage.data_dir.exists()
+
+
+def change_records(manage: Manage) -> list[tuple[str, str, str]]:
+    """(object type, action, who) of every change record, oldest first."""
+    db = manage.database()
+    try:
+        with db.transaction(write=False) as session:
+            return [(row.object_type, row.action.value, row.actor_user) for row in
+                    session.scalars(select(Change).order_by(Change.id))]
+    finally:
+        db.dispose()
+
+
+def test_changes_prune_keeps_retention_days(manage: Manage) -> None:
+    """What craton-manage writes is recorded as its operator's; ``changes prune`` deletes the
+    records older than [changes] retention_days (365) or --older-than, and none when
+    retention_days is 0 and no --older-than is given."""
+    assert manage("db", "upgrade").returncode == 0
+    assert manage("demo", "load").returncode == 0
+    loaded = change_records(manage)
+    assert ("region", "create", f"craton-manage ({getpass.getuser()})") in loaded
+    assert {who for _, _, who in loaded} == {f"craton-manage ({getpass.getuser()})"}
+    db = manage.database()
+    try:
+        with db.connection() as connection:
+            first = connection.scalar(select(func.min(Change.id)))
+            connection.execute(update(Change).where(Change.id == first)
+                               .values(created_at=utcnow() - 400 * DAY))
+    finally:
+        db.dispose()
+
+    manage.env["CRATON_CHANGES_RETENTION_DAYS"] = "0"
+    kept = manage("changes", "prune")
+    assert (kept.returncode, len(change_records(manage))) == (0, len(loaded)), kept.stderr
+    assert "nothing pruned" in kept.stdout
+    del manage.env["CRATON_CHANGES_RETENTION_DAYS"]
+
+    pruned = manage("changes", "prune")
+    assert pruned.returncode == 0, pruned.stderr
+    assert pruned.stdout.startswith("pruned 1 change record(s) made before ")
+    assert change_records(manage) == loaded[1:]
+    everything = manage("changes", "prune", "--older-than", "0s")
+    assert everything.stdout.startswith(f"pruned {len(loaded) - 1} change record(s)")
+    assert change_records(manage) == []

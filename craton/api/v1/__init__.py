@@ -2,6 +2,7 @@
 
 from craton.api.v1 import (
     apikeys,
+    changes,
     groups,
     hosts,
     inventory,
@@ -13,4 +14,4 @@ from craton.api.v1 import (
 )
 
 BLUEPRINTS = (tenants.blp, regions.blp, hosts.blp, groups.blp, secrets.blp, references.blp,
-              inventory.blp, jobs.blp, apikeys.blp)
+              inventory.blp, jobs.blp, apikeys.blp, changes.blp)

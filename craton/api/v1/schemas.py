@@ -18,6 +18,7 @@ from craton.config import MAX_LIMIT
 from craton.db.models import (
     MAX_ID,
     ApiKeyRole,
+    ChangeAction,
     HostRunStatus,
     HostState,
     JobLayout,
@@ -593,6 +594,100 @@ class ApiKeyCreatedSchema(ApiKeySchema):
                        "Craton keeps a keyed hash of it, never the key."})
 
 
+# --- Change records ----------------------------------------------------------------------------
+
+OBJECT_TYPES = ("tenant", "region", "host", "group", "secret", "reference", "api_key", "job")
+
+
+class ValueChangeSchema(Schema):
+    before = fields.Raw(allow_none=True, metadata={
+        "description": "Left out when the field or key did not exist before."})
+    after = fields.Raw(allow_none=True, metadata={
+        "description": "Left out when the field or key no longer exists."})
+
+
+class LinkChangeSchema(Schema):
+    added = fields.List(fields.String(), metadata={"description": "Names of what was linked."})
+    removed = fields.List(fields.String(), metadata={
+        "description": "Names of what was unlinked."})
+
+
+class ActorSchema(Schema):
+    user = fields.String()
+    tenant_id = fields.Integer(allow_none=True, metadata={
+        "description": "The caller's own tenant; null for a cloud admin."})
+    auth_strategy = fields.String(metadata={
+        "description": "How the caller was authenticated: noauth, apikey, job (a job's "
+                       "write-back), internal (craton-manage and Craton itself)."})
+    api_key_name = fields.String(allow_none=True)
+    job_id = fields.Integer(allow_none=True, metadata={
+        "description": "The job whose playbook made the change (its craton_audit facts)."})
+
+
+def ValueChanges(description: str, **kwargs: Any) -> fields.Dict:
+    return fields.Dict(keys=fields.String(), values=fields.Nested(ValueChangeSchema),
+                       metadata={"description": description}, **kwargs)
+
+
+class ChangeSchema(Schema):
+    """One object's change in one transaction: what the write did to it, by whom."""
+
+    id = fields.Integer()
+    created_at = UTCDateTime()
+    request_id = fields.String(allow_none=True)
+    action = fields.Enum(ChangeAction, by_value=True)
+    object_type = fields.String(validate=validate.OneOf(OBJECT_TYPES))
+    object_id = fields.Integer()
+    object_name = fields.String(allow_none=True)
+    tenant_id = fields.Integer(allow_none=True, metadata={
+        "description": "The tenant the object belongs to."})
+    region_id = fields.Integer(allow_none=True)
+    actor = fields.Nested(ActorSchema)
+    reason = fields.String(allow_none=True, metadata={
+        "description": "The X-Craton-Reason header of the request, if it sent one."})
+    fields_ = ValueChanges("Each changed field's before and after (a secret's content only "
+                           "as \"<hidden>\").", data_key="fields")
+    variables = ValueChanges(
+        "Each variable key set, changed or deleted, with its before and after; values of "
+        "sensitive-looking keys (*_password, *_token, …) as \"<hidden>\".")
+    links = fields.Dict(keys=fields.String(), values=fields.Nested(LinkChangeSchema), metadata={
+        "description": "Memberships and edges added and removed: groups (of a host), hosts, "
+                       "children, parents, depends_on (of a group)."})
+
+    @ma.pre_dump
+    def _unpack(self, change: Any, **kwargs: Any) -> dict[str, Any]:
+        diff = change.diff
+        return {
+            **{name: getattr(change, name) for name in (
+                "id", "created_at", "request_id", "action", "object_type", "object_id",
+                "object_name", "tenant_id", "region_id", "reason")},
+            "actor": {"user": change.actor_user, "tenant_id": change.actor_tenant_id,
+                      "auth_strategy": change.auth_strategy,
+                      "api_key_name": change.api_key_name, "job_id": change.job_id},
+            "fields_": diff.get("fields", {}), "variables": diff.get("variables", {}),
+            "links": diff.get("links", {}),
+        }
+
+
+class ObjectChangeListArgs(PageArgs):
+    since = fields.AwareDateTime(default_timezone=dt.UTC, metadata={
+        "description": "Only changes at or after this time (ISO 8601; UTC if no zone)."})
+    until = fields.AwareDateTime(default_timezone=dt.UTC, metadata={
+        "description": "Only changes before this time."})
+    user = fields.String(validate=validate.Length(min=1, max=255), metadata={
+        "description": "Only changes by this user (exactly as recorded)."})
+    request_id = fields.String(validate=validate.Length(min=1, max=128), metadata={
+        "description": "Only changes made by this request (its X-Request-Id)."})
+
+
+class ChangeListArgs(ObjectChangeListArgs):
+    object_type = fields.String(validate=validate.OneOf(OBJECT_TYPES))
+    object_id = Id(metadata={"description": "Only changes of this object (with object_type)."})
+    tenant_id = Id()
+    job_id = Id(metadata={"description": "Only changes a job's playbook made."})
+    action = fields.Enum(ChangeAction, by_value=True)
+
+
 def list_of(schema: type[ma.Schema], name: str) -> type[ma.Schema]:
     return Schema.from_dict({
         "items": fields.List(fields.Nested(schema)),
@@ -612,6 +707,7 @@ JobHostList = list_of(JobHostSchema, "JobHostList")
 HostJobList = list_of(HostJobSchema, "HostJobList")
 JobEventList = list_of(JobEventSchema, "JobEventList")
 ApiKeyList = list_of(ApiKeySchema, "ApiKeyList")
+ChangeList = list_of(ChangeSchema, "ChangeList")
 
 
 class ErrorBodySchema(Schema):
