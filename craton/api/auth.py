@@ -9,8 +9,10 @@ A strategy is any object with ``authenticate(request, request_id) -> RequestCont
 - ``apikey``: ``Authorization: Bearer <key>`` (or ``X-Auth-Token: <key>``), looked up in the
   database (``craton.identity.apikeys``).
 
-A Keystone strategy will read the identity headers set by keystonemiddleware's auth_token
-filter wrapped around the WSGI app (X-Project-Id, X-Roles, …) without a change to any resource.
+- ``keystone``: a Keystone token (``X-Auth-Token``), checked by keystonemiddleware's auth_token
+  wrapped around the WSGI app (``craton.identity.keystone``); the strategy reads the identity
+  headers it sets (X-Identity-Status, X-Project-Id, X-Roles, X-System-Scope, …), which the
+  middleware first removes from what the caller sent.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from craton.context import RequestContext
 from craton.db.models import MAX_ID
 from craton.db.session import Database
 from craton.errors import BadRequest, Forbidden, Unauthorized
-from craton.identity import apikeys
+from craton.identity import apikeys, keystone
 
 LOG = logging.getLogger(__name__)
 TENANT_HEADER = "X-Craton-Tenant"
@@ -136,8 +138,64 @@ class ApiKeyAuth:
                               roles=frozenset({holder.role.value}), request_id=request_id)
 
 
+class KeystoneAuth:
+    """A Keystone token: a system-scoped one with ``[keystone] cloud_admin_role`` (or that role
+    on ``admin_project_id``) is a cloud admin; a project-scoped one acts in the tenant that
+    records the project, with the Craton roles its Keystone roles map to. The token itself is
+    never read here, so it cannot reach a log or an error."""
+
+    middleware = staticmethod(keystone.wrap)
+    """What create_app wraps the WSGI app in: auth_token, which sets the headers read here."""
+
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self.settings = settings.keystone
+        self.database = database
+        self.challenge = {"WWW-Authenticate": keystone.challenge(settings)}
+
+    def authenticate(self, request: Request, request_id: str) -> RequestContext:
+        if "keystone.token_auth" not in request.environ:
+            raise RuntimeError("KeystoneAuth needs keystonemiddleware's auth_token around the app")
+        headers = request.headers
+        if headers.get("X-Identity-Status") != "Confirmed":
+            message = ("authentication required: send a Keystone token as X-Auth-Token"
+                       if "X-Auth-Token" not in headers else
+                       "the Keystone token is not valid (expired, revoked or unknown to Keystone)")
+            raise Unauthorized(message, headers=self.challenge)
+        keystone_roles = frozenset(
+            role.strip() for role in headers.get("X-Roles", "").split(",") if role.strip())
+        user = f"{headers.get('X-User-Name', '?')} (Keystone user {headers.get('X-User-Id')})"
+        admin_role = self.settings.cloud_admin_role
+        if headers.get("X-System-Scope"):
+            if admin_role not in keystone_roles:
+                raise Forbidden(f"a system-scoped token is a cloud admin only with the Keystone "
+                                f"role {admin_role!r}; scope the token to a project to act in "
+                                "its tenant")
+            return RequestContext(tenant_id=None, user=user, roles=frozenset({"admin"}),
+                                  is_admin=True, request_id=request_id)
+        project_id = headers.get("X-Project-Id")
+        if not project_id:
+            raise Forbidden("the token is not scoped to a project: scope it to the project of "
+                            "the tenant to act in (or to the system, as a cloud admin)")
+        if project_id == self.settings.admin_project_id and admin_role in keystone_roles:
+            return RequestContext(tenant_id=None, user=user, roles=frozenset({"admin"}),
+                                  is_admin=True, request_id=request_id)
+        roles = keystone.craton_roles(self.settings, keystone_roles)
+        if not roles:
+            raise Forbidden(f"none of the token's roles on Keystone project {project_id} gives "
+                            "a Craton role ([keystone] role_map)")
+        tenant_id = keystone.tenant_of_project(self.database, project_id)
+        if tenant_id is None and self.settings.auto_create_tenants:
+            tenant_id = keystone.create_tenant_for_project(
+                self.database, project_id, headers.get("X-Project-Name") or project_id)
+        if tenant_id is None:
+            raise Forbidden(f"Keystone project {project_id} has no Craton tenant: a cloud admin "
+                            "creates it (POST /v1/tenants with keystone_project_id, or "
+                            "craton-manage tenant create --keystone-project)")
+        return RequestContext(tenant_id=tenant_id, user=user, roles=roles, request_id=request_id)
+
+
 STRATEGIES: dict[str, Callable[[Settings, Database], AuthStrategy]] = {
-    "noauth": NoAuth, "apikey": ApiKeyAuth}
+    "noauth": NoAuth, "apikey": ApiKeyAuth, "keystone": KeystoneAuth}
 
 
 def make_strategy(settings: Settings, database: Database) -> AuthStrategy:

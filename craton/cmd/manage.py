@@ -51,7 +51,9 @@ def db_current(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def config_sample(settings: Settings | None, args: argparse.Namespace) -> int:
-    sys.stdout.write(sample_config())
+    from craton.identity.keystone import authtoken_sample
+
+    sys.stdout.write(sample_config() + "\n" + authtoken_sample())
     return 0
 
 
@@ -252,6 +254,28 @@ def apikey_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def tenant_create(settings: Settings, args: argparse.Namespace) -> int:
+    """Create a tenant, for a Keystone project when --keystone-project names one."""
+    from craton.errors import CratonError
+    from craton.inventory import tenancy
+
+    db = Database(settings.database_url)
+    try:
+        with db.transaction() as session:
+            tenant = tenancy.create_tenant(session, _operator(), {
+                "name": args.name, "description": args.description,
+                "keystone_project_id": args.keystone_project})
+            print(f"tenant {tenant.id} {tenant.name!r}" + (
+                f" for Keystone project {tenant.keystone_project_id}"
+                if tenant.keystone_project_id else ""))
+    except CratonError as error:
+        print(f"craton-manage: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    return 0
+
+
 Command = Callable[[Settings, argparse.Namespace], int]
 
 
@@ -324,6 +348,17 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("id", type=int)
     revoke.set_defaults(func=apikey_revoke)
 
+    tenant = groups.add_parser("tenant", help="tenants")
+    tenant_commands = tenant.add_subparsers(dest="command", required=True)
+    make = tenant_commands.add_parser(
+        "create", help="create a tenant (for a Keystone project with --keystone-project)")
+    make.add_argument("name")
+    make.add_argument("--description")
+    make.add_argument("--keystone-project", metavar="PROJECT_ID",
+                      help="the id of the Keystone project whose tokens act in the tenant "
+                           "([api] auth_strategy = keystone)")
+    make.set_defaults(func=tenant_create)
+
     api = groups.add_parser("api", help="the REST API")
     api_commands = api.add_subparsers(dest="command", required=True)
     api_commands.add_parser("openapi", help="print the OpenAPI document"
@@ -332,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 NEEDS_SCHEMA = (demo_load, jobs_prune, import_inventory, apikey_create, apikey_list,
-                apikey_revoke)
+                apikey_revoke, tenant_create)
 
 
 def main(argv: list[str] | None = None) -> int:
