@@ -53,12 +53,13 @@ class Keystone:
     """A running Keystone and the system-scoped admin the bootstrap made."""
 
     def __init__(self, url: str, admin_password: str, process: subprocess.Popen[bytes],
-                 log: Path) -> None:
+                 log: Path, token_lifetime: int) -> None:
         self.url = url
         self.admin_password = admin_password
         self.process = process
         self.log = log
         self._admin: Token | None = None
+        self.token_lifetime = token_lifetime
 
     def call(self, method: str, path: str, body: Any = None, *,
              token: str | None = None, headers: dict[str, str] | None = None
@@ -95,7 +96,7 @@ class Keystone:
     @property
     def admin(self) -> str:
         """A system-scoped admin token, renewed before it expires."""
-        if self._admin is None or self._admin.expires_at - time.time() < TOKEN_LIFETIME / 2:
+        if self._admin is None or self._admin.expires_at - time.time() < self.token_lifetime / 2:
             self._admin = self.token("admin", self.admin_password, system=True)
         return self._admin.value
 
@@ -137,8 +138,9 @@ def keystone_manage(config: Path, *args: str) -> None:
 
 
 @contextlib.contextmanager
-def keystone_server(workdir: Path) -> Iterator[Keystone]:
-    """Keystone on a free loopback port: SQLite, fernet tokens living TOKEN_LIFETIME seconds,
+def keystone_server(workdir: Path, *, token_lifetime: int = TOKEN_LIFETIME
+                    ) -> Iterator[Keystone]:
+    """Keystone on a free loopback port: SQLite, fernet tokens living ``token_lifetime`` s,
     the admin user (admin project, and system scope) and its endpoints bootstrapped."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = services.free_port()
@@ -151,7 +153,7 @@ log_file = {workdir / 'keystone.log'}
 connection = sqlite:///{workdir / 'keystone.db'}
 [token]
 provider = fernet
-expiration = {TOKEN_LIFETIME}
+expiration = {token_lifetime}
 [identity]
 # Fast password checks for tests (the default costs a quarter second per token).
 password_hash_rounds = 4
@@ -181,7 +183,8 @@ key_repository = {workdir / 'credential-keys'}
             start_new_session=True)
     try:
         services.wait_for_port(port, process, timeout=120, log=log)
-        keystone = Keystone(url, admin_password, process, workdir / "keystone.log")
+        keystone = Keystone(url, admin_password, process, workdir / "keystone.log",
+                            token_lifetime)
         _wait_until_answering(keystone)
         yield keystone
     finally:

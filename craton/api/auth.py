@@ -154,6 +154,7 @@ class KeystoneAuth:
     def __init__(self, settings: Settings, database: Database) -> None:
         self.settings = settings.keystone
         self.database = database
+        self.tenants = keystone.ProjectTenants(database)
         self.challenge = {"WWW-Authenticate": keystone.challenge(settings)}
 
     def authenticate(self, request: Request, request_id: str) -> RequestContext:
@@ -188,7 +189,7 @@ class KeystoneAuth:
         if not roles:
             raise Forbidden(f"none of the token's roles on Keystone project {project_id} gives "
                             "a Craton role ([keystone] role_map)")
-        tenant_id = keystone.tenant_of_project(self.database, project_id)
+        tenant_id = self.tenants.get(project_id)
         if tenant_id is None and self.settings.auto_create_tenants:
             tenant_id = keystone.create_tenant_for_project(
                 self.database, project_id, token.project_name or project_id)

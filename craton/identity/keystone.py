@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from typing import Any
 
+from cachetools import TTLCache
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -104,6 +106,33 @@ def authtoken_sample() -> str:
     text = out.getvalue()
     section = text[text.index(f"[{KEYSTONE_AUTHTOKEN}]"):]
     return section.rstrip("\n") + "\n" + PLUGIN_OPTIONS_NOTE
+
+
+PROJECT_CACHE_SECONDS = 10
+"""How long a process reuses a project's tenant: linking a project to another tenant, or
+deleting its tenant, shows within this time."""
+
+
+class ProjectTenants:
+    """Keystone project id → tenant id, read from the database and kept for
+    ``PROJECT_CACHE_SECONDS`` (an indexed read costs as much as auth_token's whole check of a
+    cached token). Only found tenants are kept, so a tenant just made for a project serves its
+    next request."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._known: TTLCache[str, int] = TTLCache(maxsize=100_000, ttl=PROJECT_CACHE_SECONDS)
+        self._lock = threading.Lock()
+
+    def get(self, project_id: str) -> int | None:
+        with self._lock:
+            tenant_id = self._known.get(project_id)
+        if tenant_id is None:
+            tenant_id = tenant_of_project(self.database, project_id)
+            if tenant_id is not None:
+                with self._lock:
+                    self._known[project_id] = tenant_id
+        return tenant_id
 
 
 def tenant_of_project(database: Database, project_id: str) -> int | None:
