@@ -26,6 +26,8 @@ KEYSTONE_AUTHTOKEN = "keystone_authtoken"
 its options): ``CRATON_KEYSTONE_AUTHTOKEN_<OPTION>`` overrides one of them."""
 AUTH_STRATEGIES = ("noauth", "apikey", "keystone")
 """Strategies craton.api.auth implements (checked here so a typo fails at start-up)."""
+SECRET_BACKENDS = ("local", "fernet", "barbican")
+"""Where secret content may be kept (fernet: the old name of local)."""
 DEFAULT_CONFIG_PATHS = (Path("/etc/craton/craton.conf"),)
 TENANT_PLACEHOLDER = "{tenant}"
 """In a ``[sources] file_roots`` directory: the id of the tenant the source is read for."""
@@ -180,7 +182,12 @@ class QuotaSettings:
 
 @dataclasses.dataclass(frozen=True)
 class SecretsSettings:
-    backend: str = _opt("fernet", "Where secret content is kept: fernet (encrypted in the DB).")
+    backend: str = _opt(
+        "local",
+        "Where new secret content is kept: local (encrypted with Fernet in the database; "
+        "fernet is the same) or barbican (in Barbican, as [barbican] configures; the database "
+        "keeps the Barbican secret's id). Content already kept either way stays readable; "
+        "craton-manage secrets migrate --to barbican moves it.")
     keys: tuple[str, ...] = _opt(
         (),
         "Comma-separated Fernet keys. The first encrypts; all decrypt, so a key can be rotated "
@@ -191,6 +198,27 @@ class SecretsSettings:
         "File holding a Fernet key, created (mode 0600) on first use when missing. Empty means "
         "<data_dir>/secrets.key.",
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class BarbicanSettings:
+    """Craton's own service user in Keystone, which keeps secret content in Barbican for
+    every caller ([secrets] backend = barbican)."""
+
+    auth_url: str = _opt("", "Keystone's identity URL (https://keystone.example.com/v3).")
+    username: str = _opt("", "Craton's service user.")
+    password: str = _opt("", "Its password.")
+    project_name: str = _opt(
+        "service", "The project that owns the payloads (give the user Barbican's member "
+                   "role, or creator, on it).")
+    user_domain_name: str = _opt("Default", "The user's domain.")
+    project_domain_name: str = _opt("Default", "The project's domain.")
+    endpoint: str = _opt(
+        "", "Barbican's URL (http://barbican.example.com:9311). Empty: from Keystone's "
+            "catalog (service type key-manager).")
+    interface: str = _opt("public", "Which catalog endpoint to use: public, internal, admin.")
+    region_name: str = _opt("", "The catalog region of Barbican's endpoint; empty: any.")
+    timeout: int = _opt(10, "Seconds one request to Keystone or Barbican may take.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,6 +311,7 @@ class Settings:
     limits: LimitSettings = dataclasses.field(default_factory=LimitSettings)
     quotas: QuotaSettings = dataclasses.field(default_factory=QuotaSettings)
     secrets: SecretsSettings = dataclasses.field(default_factory=SecretsSettings)
+    barbican: BarbicanSettings = dataclasses.field(default_factory=BarbicanSettings)
     sources: SourcesSettings = dataclasses.field(default_factory=SourcesSettings)
     jobs: JobsSettings = dataclasses.field(default_factory=JobsSettings)
     redis: RedisSettings = dataclasses.field(default_factory=RedisSettings)
@@ -454,8 +483,16 @@ def _validate(settings: Settings) -> None:
         if not keystone_role or craton_role not in ("reader", "member", "admin"):
             problems.append(f"[keystone] role_map: {pair!r} is not keystone_role:craton_role "
                             "with a Craton role of reader, member or admin")
-    if settings.secrets.backend != "fernet":
-        problems.append(f"[secrets] backend: unknown backend {settings.secrets.backend!r}")
+    if settings.secrets.backend not in SECRET_BACKENDS:
+        problems.append(f"[secrets] backend: unknown backend {settings.secrets.backend!r}; "
+                        "known: " + ", ".join(SECRET_BACKENDS))
+    if settings.secrets.backend == "barbican" and not (
+            settings.barbican.auth_url and settings.barbican.username
+            and settings.barbican.password):
+        problems.append("[secrets] backend = barbican needs [barbican] auth_url, username and "
+                        "password (Craton's service user)")
+    if settings.barbican.timeout < 1:
+        problems.append("[barbican] timeout must be at least 1")
     if settings.sources.max_bytes < 1 or settings.sources.http_timeout < 1 \
             or settings.sources.git_timeout < 1:
         problems.append("[sources] max_bytes, http_timeout and git_timeout must be positive")

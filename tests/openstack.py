@@ -202,3 +202,119 @@ def _wait_until_answering(keystone: Keystone, timeout: float = 120) -> None:
             if time.monotonic() > deadline or keystone.process.poll() is not None:
                 raise
             time.sleep(0.2)
+
+
+BARBICAN_WSGI = """\
+import sys
+# oslo.config (inside Barbican) would read gunicorn's own arguments as its own.
+del sys.argv[1:]
+from paste import deploy
+application = deploy.loadapp("config:{paste}")
+"""
+
+
+class Barbican:
+    """A running Barbican (SQLite, simple_crypto) behind ``keystone``'s auth_token, its
+    endpoint in Keystone's catalog; ``stop()`` and ``start()`` make an outage on the same
+    port."""
+
+    def __init__(self, workdir: Path, port: int) -> None:
+        self.workdir = workdir
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.workdir / "gunicorn.log"
+        # Barbican's plugins read ~/.barbican/barbican.conf: HOME is the work directory.
+        env = {**services.environment_without_craton(), "HOME": str(self.workdir)}
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [str(venv_bin("gunicorn")), "--chdir", str(self.workdir), "--bind",
+                 f"127.0.0.1:{self.port}", "--workers", "1", "--timeout", "120",
+                 "--no-control-socket", "barbican_wsgi:application"],
+                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.workdir,
+                start_new_session=True)
+        services.wait_for_port(self.port, self.process, timeout=120, log=log)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/", timeout=10):
+                    return
+            except urllib.error.HTTPError as error:
+                if error.code == 300:  # the versions document: the app is loaded
+                    return
+                raise
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            services.stop(self.process)
+            self.process = None
+
+    def holds(self, token: str, secret_id: str) -> bool:
+        """Barbican still has the secret ``secret_id`` (asked with ``token``, a token of its
+        owner's project)."""
+        request = urllib.request.Request(f"{self.url}/v1/secrets/{secret_id}",
+                                         headers={"X-Auth-Token": token})
+        try:
+            with urllib.request.urlopen(request, timeout=30):
+                return True
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return False
+            raise
+
+
+@contextlib.contextmanager
+def barbican_server(workdir: Path, keystone: Keystone) -> Iterator[Barbican]:
+    """Barbican on a free loopback port with its stock barbican-api-keystone pipeline, as
+    the service user ``barbican`` of ``keystone``, registered there as the key-manager."""
+    import base64
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    barbican = Barbican(workdir, services.free_port())
+    service_project = keystone.project(f"barbican-service-{secrets.token_hex(3)}")
+    password = secrets.token_hex(12)
+    user = keystone.user(f"barbican-{secrets.token_hex(3)}", password)
+    keystone.grant(user["id"], "service", project_id=service_project["id"])
+    service = keystone.make("service", {"type": "key-manager", "name": "barbican"})
+    keystone.make("endpoint", {"service_id": service["id"], "interface": "public",
+                               "url": barbican.url, "region_id": "RegionOne"})
+    paste = workdir / "barbican-api-paste.ini"
+    paste.write_text((VENV / "etc" / "barbican" / "barbican-api-paste.ini").read_text())
+    (workdir / "barbican_wsgi.py").write_text(BARBICAN_WSGI.format(paste=paste))
+    (workdir / ".barbican").mkdir(exist_ok=True)
+    kek = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    (workdir / ".barbican" / "barbican.conf").write_text(f"""\
+[DEFAULT]
+host_href = {barbican.url}
+db_auto_create = true
+log_file = {workdir / 'barbican.log'}
+[database]
+connection = sqlite:///{workdir / 'barbican.sqlite'}
+[secretstore]
+enabled_secretstore_plugins = store_crypto
+[crypto]
+enabled_crypto_plugins = simple_crypto
+[simple_crypto_plugin]
+kek = {kek}
+[keystone_authtoken]
+www_authenticate_uri = {keystone.url}/v3
+auth_url = {keystone.url}/v3
+auth_type = password
+username = {user['name']}
+password = {password}
+project_name = {service_project['name']}
+user_domain_name = Default
+project_domain_name = Default
+interface = public
+""")
+    barbican.start()
+    try:
+        yield barbican
+    finally:
+        barbican.stop()
