@@ -29,6 +29,9 @@ LOG = logging.getLogger(__name__)
 FORCED = {"delay_auth_decision": "true"}
 """Options Craton sets whatever the file says: the middleware passes every request on, marked
 Confirmed or Invalid (``X-Identity-Status``), and Craton decides."""
+DEFAULTS = {"include_service_catalog": "false"}
+"""Craton's defaults where the file says nothing: Craton never reads the token's service
+catalog, which auth_token would otherwise serialize into a header on every request."""
 
 PLUGIN_OPTIONS_NOTE = """\
 
@@ -42,7 +45,8 @@ PLUGIN_OPTIONS_NOTE = """\
 #project_domain_name = Default
 #
 # Craton always runs auth_token with delay_auth_decision = true (refusals come from Craton,
-# with its error shape) and reads the identity it leaves in the request's headers.
+# with its error shape) and reads the identity it validated. include_service_catalog
+# defaults to false here (Craton does not use the catalog).
 """
 
 
@@ -59,7 +63,7 @@ def middleware_config(settings: Settings) -> Any:
     conf([], project="craton", default_config_files=[], default_config_dirs=[])
     for group, opts in auth_token.list_opts():
         conf.register_opts(opts, group=group)
-    options = {**dict(settings.keystone_authtoken), **FORCED}
+    options = {**DEFAULTS, **dict(settings.keystone_authtoken), **FORCED}
     auth_type = options.get("auth_type")
     if auth_type:
         try:
