@@ -21,8 +21,13 @@ from pathlib import Path
 from typing import Any
 
 CONFIG_ENV = "CRATON_CONFIG"
-AUTH_STRATEGIES = ("noauth", "apikey")
+KEYSTONE_AUTHTOKEN = "keystone_authtoken"
+"""The section handed as it is to keystonemiddleware's auth_token (which checks and documents
+its options): ``CRATON_KEYSTONE_AUTHTOKEN_<OPTION>`` overrides one of them."""
+AUTH_STRATEGIES = ("noauth", "apikey", "keystone")
 """Strategies craton.api.auth implements (checked here so a typo fails at start-up)."""
+SECRET_BACKENDS = ("local", "fernet", "barbican")
+"""Where secret content may be kept (fernet: the old name of local)."""
 DEFAULT_CONFIG_PATHS = (Path("/etc/craton/craton.conf"),)
 TENANT_PLACEHOLDER = "{tenant}"
 """In a ``[sources] file_roots`` directory: the id of the tenant the source is read for."""
@@ -81,7 +86,9 @@ class ApiSettings:
         "noauth",
         "How requests are authenticated. apikey (for any real deployment): every /v1 request "
         "sends an API key (Authorization: Bearer <key> or X-Auth-Token: <key>) made with "
-        "craton-manage apikey create or by a tenant admin through the API. noauth (development "
+        "craton-manage apikey create or by a tenant admin through the API. keystone: every /v1 "
+        "request sends a Keystone token (X-Auth-Token), checked by keystonemiddleware's "
+        "auth_token as [keystone_authtoken] configures it; see [keystone]. noauth (development "
         "only): no credentials at all; every request acts as cloud admin unless it sends "
         "X-Craton-Tenant: <tenant id>; only allowed on a loopback address, and only for "
         "requests whose Host is a loopback name.",
@@ -99,6 +106,38 @@ class ApiSettings:
     )
     default_page_size: int = _opt(100, "Items per page of a list when the caller sends no limit.")
     max_page_size: int = _opt(1000, "Largest limit a caller may ask of a list.")
+
+
+@dataclasses.dataclass(frozen=True)
+class KeystoneSettings:
+    """How a Keystone token ([api] auth_strategy = keystone) becomes a Craton caller: its
+    project is a tenant, its roles Craton roles."""
+
+    auto_create_tenants: bool = _opt(
+        False,
+        "Create a tenant (named after the project) the first time a token of a Keystone "
+        "project without one is used. Off: a cloud admin creates each project's tenant "
+        "(POST /v1/tenants with keystone_project_id, or craton-manage tenant create "
+        "--keystone-project), and a token of another project answers 403.")
+    role_map: tuple[str, ...] = _opt(
+        ("reader:reader", "member:member", "admin:admin"),
+        "Comma-separated keystone_role:craton_role pairs; a token's roles on its project map "
+        "to Craton roles (reader, member, admin) by these, and roles not listed give nothing. "
+        "Keystone puts implied roles in tokens (admin implies member implies reader).")
+    cloud_admin_role: str = _opt(
+        "admin",
+        "The Keystone role that makes a token a cloud admin (every tenant, tenants:manage): "
+        "on a system-scoped token, or on a token of admin_project_id.")
+    admin_project_id: str = _opt(
+        "",
+        "Id of the Keystone project whose cloud_admin_role holders are cloud admins. Empty: "
+        "only system-scoped tokens make cloud admins (and the admin role on any project is "
+        "that project's tenant admin).")
+
+    @property
+    def roles(self) -> dict[str, str]:
+        """Keystone role → Craton role."""
+        return dict(pair.split(":", 1) for pair in self.role_map)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +182,12 @@ class QuotaSettings:
 
 @dataclasses.dataclass(frozen=True)
 class SecretsSettings:
-    backend: str = _opt("fernet", "Where secret content is kept: fernet (encrypted in the DB).")
+    backend: str = _opt(
+        "local",
+        "Where new secret content is kept: local (encrypted with Fernet in the database; "
+        "fernet is the same) or barbican (in Barbican, as [barbican] configures; the database "
+        "keeps the Barbican secret's id). Content already kept either way stays readable; "
+        "craton-manage secrets migrate --to barbican moves it.")
     keys: tuple[str, ...] = _opt(
         (),
         "Comma-separated Fernet keys. The first encrypts; all decrypt, so a key can be rotated "
@@ -154,6 +198,27 @@ class SecretsSettings:
         "File holding a Fernet key, created (mode 0600) on first use when missing. Empty means "
         "<data_dir>/secrets.key.",
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class BarbicanSettings:
+    """Craton's own service user in Keystone, which keeps secret content in Barbican for
+    every caller ([secrets] backend = barbican)."""
+
+    auth_url: str = _opt("", "Keystone's identity URL (https://keystone.example.com/v3).")
+    username: str = _opt("", "Craton's service user.")
+    password: str = _opt("", "Its password.")
+    project_name: str = _opt(
+        "service", "The project that owns the payloads (give the user Barbican's member "
+                   "role, or creator, on it).")
+    user_domain_name: str = _opt("Default", "The user's domain.")
+    project_domain_name: str = _opt("Default", "The project's domain.")
+    endpoint: str = _opt(
+        "", "Barbican's URL (http://barbican.example.com:9311). Empty: from Keystone's "
+            "catalog (service type key-manager).")
+    interface: str = _opt("public", "Which catalog endpoint to use: public, internal, admin.")
+    region_name: str = _opt("", "The catalog region of Barbican's endpoint; empty: any.")
+    timeout: int = _opt(10, "Seconds one request to Keystone or Barbican may take.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,9 +312,14 @@ class Settings:
     DEFAULT: DefaultSettings = dataclasses.field(default_factory=DefaultSettings)
     database: DatabaseSettings = dataclasses.field(default_factory=DatabaseSettings)
     api: ApiSettings = dataclasses.field(default_factory=ApiSettings)
+    keystone: KeystoneSettings = dataclasses.field(default_factory=KeystoneSettings)
+    keystone_authtoken: tuple[tuple[str, str], ...] = dataclasses.field(
+        default=(), metadata={"pass_through": True})
+    """[keystone_authtoken], as written: keystonemiddleware's own options."""
     limits: LimitSettings = dataclasses.field(default_factory=LimitSettings)
     quotas: QuotaSettings = dataclasses.field(default_factory=QuotaSettings)
     secrets: SecretsSettings = dataclasses.field(default_factory=SecretsSettings)
+    barbican: BarbicanSettings = dataclasses.field(default_factory=BarbicanSettings)
     sources: SourcesSettings = dataclasses.field(default_factory=SourcesSettings)
     jobs: JobsSettings = dataclasses.field(default_factory=JobsSettings)
     redis: RedisSettings = dataclasses.field(default_factory=RedisSettings)
@@ -293,8 +363,10 @@ class Settings:
 
 
 def _sections() -> list[tuple[str, type]]:
-    """(section name, its dataclass) in declaration order."""
-    return [(f.name, f.default_factory) for f in dataclasses.fields(Settings)]  # type: ignore[misc]
+    """(section name, its dataclass) in declaration order; not [keystone_authtoken], whose
+    options are keystonemiddleware's."""
+    return [(f.name, f.default_factory) for f in dataclasses.fields(Settings)  # type: ignore[misc]
+            if not f.metadata.get("pass_through")]
 
 
 def env_name(section: str, option: str) -> str:
@@ -344,7 +416,13 @@ def load_settings(
             if raw is not None:
                 kwargs[field.name] = _convert(section, field, raw)
         values[section] = cls(**kwargs)
-    settings = Settings(**values)
+    # The section's own options (configparser shows [DEFAULT]'s in every section).
+    authtoken = {name: value for name, value in parser[KEYSTONE_AUTHTOKEN].items()
+                 if name not in parser.defaults()} if parser.has_section(KEYSTONE_AUTHTOKEN) else {}
+    prefix = env_name(KEYSTONE_AUTHTOKEN, "")
+    authtoken.update({name.removeprefix(prefix).lower(): value for name, value in environ.items()
+                      if name.startswith(prefix)})
+    settings = Settings(**values, keystone_authtoken=tuple(sorted(authtoken.items())))
     _validate(settings)
     return settings
 
@@ -362,11 +440,12 @@ def _read_file(explicit: str | os.PathLike[str] | None) -> configparser.ConfigPa
         raise ConfigError(f"{found[0]}: {error}") from None
     sections = dict(_sections())
     for section in parser.sections():
-        if section not in sections:
+        if section not in sections and section != KEYSTONE_AUTHTOKEN:
             raise ConfigError(f"unknown section [{section}]; known: "
-                              + ", ".join(f"[{name}]" for name in sections))
+                              + ", ".join(f"[{name}]" for name in [*sections, KEYSTONE_AUTHTOKEN]))
     checks = [("DEFAULT", set(parser.defaults()))] + [
-        (section, set(parser[section]) - set(parser.defaults())) for section in parser.sections()]
+        (section, set(parser[section]) - set(parser.defaults())) for section in parser.sections()
+        if section != KEYSTONE_AUTHTOKEN]
     for section, options in checks:
         unknown = options - {f.name for f in dataclasses.fields(sections[section])}
         if unknown:
@@ -404,8 +483,25 @@ def _validate(settings: Settings) -> None:
     if settings.DEFAULT.log_level.upper() not in LOG_LEVELS:
         problems.append(f"[DEFAULT] log_level: {settings.DEFAULT.log_level!r} is not one of "
                         + ", ".join(LOG_LEVELS))
-    if settings.secrets.backend != "fernet":
-        problems.append(f"[secrets] backend: unknown backend {settings.secrets.backend!r}")
+    if settings.api.auth_strategy == "keystone" and not dict(settings.keystone_authtoken):
+        problems.append("[api] auth_strategy = keystone needs [keystone_authtoken] (at least "
+                        "www_authenticate_uri, auth_url, auth_type and the service user's "
+                        "credentials)")
+    for pair in settings.keystone.role_map:
+        keystone_role, _, craton_role = pair.partition(":")
+        if not keystone_role or craton_role not in ("reader", "member", "admin"):
+            problems.append(f"[keystone] role_map: {pair!r} is not keystone_role:craton_role "
+                            "with a Craton role of reader, member or admin")
+    if settings.secrets.backend not in SECRET_BACKENDS:
+        problems.append(f"[secrets] backend: unknown backend {settings.secrets.backend!r}; "
+                        "known: " + ", ".join(SECRET_BACKENDS))
+    if settings.secrets.backend == "barbican" and not (
+            settings.barbican.auth_url and settings.barbican.username
+            and settings.barbican.password):
+        problems.append("[secrets] backend = barbican needs [barbican] auth_url, username and "
+                        "password (Craton's service user)")
+    if settings.barbican.timeout < 1:
+        problems.append("[barbican] timeout must be at least 1")
     if settings.sources.max_bytes < 1 or settings.sources.http_timeout < 1 \
             or settings.sources.git_timeout < 1:
         problems.append("[sources] max_bytes, http_timeout and git_timeout must be positive")

@@ -193,6 +193,14 @@ def slug_problem(name: object) -> str | None:
     )
 
 
+def keystone_id_problem(value: str) -> str | None:
+    """Keystone ids are hex (projects made by Keystone) or, when given at creation, any
+    printable text of up to 64 characters."""
+    if value != value.strip() or not value.isprintable():
+        return "must be a Keystone project id: printable, without surrounding spaces"
+    return None
+
+
 def tenant_name_problem(name: object) -> str | None:
     if not isinstance(name, str):
         return "must be a string"

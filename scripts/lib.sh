@@ -53,3 +53,20 @@ ensure_client_wheelhouse() {
   fi
   echo "$stamp" >.venv/wheelhouse/.stamp
 }
+
+# ensure_openstack_venv — .venv-openstack: the real Keystone and Barbican servers that
+# tests/keystone/ starts (pip's keystone and barbican, served by gunicorn), at the versions
+# constraints-openstack.txt pins. A virtualenv of its own: the servers pin oslo.db, eventlet,
+# pecan and dozens more that Craton neither needs nor should have beside it.
+ensure_openstack_venv() {
+  local python="${PYTHON:-python3}"
+  [ -x .venv-openstack/bin/python ] || "$python" -m venv .venv-openstack
+  if ! .venv-openstack/bin/python -m pip install -q --disable-pip-version-check \
+      -c constraints-openstack.txt keystone barbican gunicorn \
+      >.venv-openstack/pip.log 2>&1; then
+    cat .venv-openstack/pip.log >&2
+    echo "pip install of Keystone and Barbican failed (log above, also in" \
+         ".venv-openstack/pip.log)" >&2
+    exit 1
+  fi
+}

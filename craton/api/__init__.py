@@ -116,12 +116,17 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/v1",
         OPENAPI_JSON_PATH="openapi.json",
-        API_SPEC_OPTIONS={"info": OPENAPI_INFO, "security": [{"apiKey": []}], "components": {
-            "securitySchemes": {"apiKey": {
+        API_SPEC_OPTIONS={"info": OPENAPI_INFO, "security": [{"apiKey": []}, {"keystone": []}],
+                          "components": {"securitySchemes": {
+            "apiKey": {
                 "type": "http", "scheme": "bearer", "bearerFormat": "craton_<key id>_<secret>",
                 "description": "An API key ([api] auth_strategy = apikey), also accepted as "
                                "X-Auth-Token. Under noauth (development only) no credentials "
-                               "are needed."}}}},
+                               "are needed."},
+            "keystone": {
+                "type": "apiKey", "in": "header", "name": "X-Auth-Token",
+                "description": "A Keystone token scoped to the project of a tenant, or to the "
+                               "system ([api] auth_strategy = keystone)."}}}},
         MAX_CONTENT_LENGTH=settings.api.max_body_size,
         JSON_SORT_KEYS=False,
     )
@@ -134,6 +139,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     strategy = make_strategy(settings, db)
 
     app.wsgi_app = BoundChunkedBodies(app.wsgi_app, settings.api.max_body_size)
+    middleware = getattr(strategy, "middleware", None)
+    if middleware is not None:
+        app.wsgi_app = middleware(app.wsgi_app, settings)
     app.url_map.converters["int"] = IdConverter
     api = CratonApi(app)
     api.register_converter(IdConverter, lambda _: {"type": "integer", "minimum": 0})

@@ -9,8 +9,9 @@ A strategy is any object with ``authenticate(request, request_id) -> RequestCont
 - ``apikey``: ``Authorization: Bearer <key>`` (or ``X-Auth-Token: <key>``), looked up in the
   database (``craton.identity.apikeys``).
 
-A Keystone strategy will read the identity headers set by keystonemiddleware's auth_token
-filter wrapped around the WSGI app (X-Project-Id, X-Roles, …) without a change to any resource.
+- ``keystone``: a Keystone token (``X-Auth-Token``), checked by keystonemiddleware's auth_token
+  wrapped around the WSGI app (``craton.identity.keystone``); the strategy reads the identity
+  auth_token validated (project, roles, system scope).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from craton.context import RequestContext
 from craton.db.models import MAX_ID
 from craton.db.session import Database
 from craton.errors import BadRequest, Forbidden, Unauthorized
-from craton.identity import apikeys
+from craton.identity import apikeys, keystone
 
 LOG = logging.getLogger(__name__)
 TENANT_HEADER = "X-Craton-Tenant"
@@ -138,8 +139,71 @@ class ApiKeyAuth:
                               auth_strategy="apikey", api_key_name=holder.name)
 
 
+class KeystoneAuth:
+    """A Keystone token: a system-scoped one with ``[keystone] cloud_admin_role`` (or that role
+    on ``admin_project_id``) is a cloud admin; a project-scoped one acts in the tenant that
+    records the project, with the Craton roles its Keystone roles map to.
+
+    The identity is read from what auth_token validated — the token data it leaves in the
+    environ (``keystone.token_auth``), which its X-Project-Id, X-Roles, … headers are copied
+    from — not from the headers themselves: auth_token removes those from what the caller
+    sent, but not ``OpenStack-System-Scope``, which a caller could send with a project token.
+    The token itself is never read here, so it cannot reach a log or an error."""
+
+    middleware = staticmethod(keystone.wrap)
+    """What create_app wraps the WSGI app in: auth_token, which validates the token."""
+
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self.settings = settings.keystone
+        self.database = database
+        self.tenants = keystone.ProjectTenants(database)
+        self.challenge = {"WWW-Authenticate": keystone.challenge(settings)}
+
+    def authenticate(self, request: Request, request_id: str) -> RequestContext:
+        token_auth = request.environ.get("keystone.token_auth")
+        if token_auth is None:
+            raise RuntimeError("KeystoneAuth needs keystonemiddleware's auth_token around the app")
+        if request.headers.get("X-Identity-Status") != "Confirmed" \
+                or not token_auth.has_user_token:
+            message = ("authentication required: send a Keystone token as X-Auth-Token"
+                       if "X-Auth-Token" not in request.headers else
+                       "the Keystone token is not valid (expired, revoked or unknown to Keystone)")
+            raise Unauthorized(message, headers=self.challenge)
+        token = token_auth.user
+        keystone_roles = frozenset(token.role_names)
+        user = f"{token.username} (Keystone user {token.user_id})"
+        admin_role = self.settings.cloud_admin_role
+        if token.system_scoped:
+            if admin_role not in keystone_roles:
+                raise Forbidden(f"a system-scoped token is a cloud admin only with the Keystone "
+                                f"role {admin_role!r}; scope the token to a project to act in "
+                                "its tenant")
+            return RequestContext(tenant_id=None, user=user, roles=frozenset({"admin"}),
+                                  is_admin=True, request_id=request_id)
+        project_id = token.project_id
+        if not project_id:
+            raise Forbidden("the token is not scoped to a project: scope it to the project of "
+                            "the tenant to act in (or to the system, as a cloud admin)")
+        if project_id == self.settings.admin_project_id and admin_role in keystone_roles:
+            return RequestContext(tenant_id=None, user=user, roles=frozenset({"admin"}),
+                                  is_admin=True, request_id=request_id)
+        roles = keystone.craton_roles(self.settings, keystone_roles)
+        if not roles:
+            raise Forbidden(f"none of the token's roles on Keystone project {project_id} gives "
+                            "a Craton role ([keystone] role_map)")
+        tenant_id = self.tenants.get(project_id)
+        if tenant_id is None and self.settings.auto_create_tenants:
+            tenant_id = keystone.create_tenant_for_project(
+                self.database, project_id, token.project_name or project_id)
+        if tenant_id is None:
+            raise Forbidden(f"Keystone project {project_id} has no Craton tenant: a cloud admin "
+                            "creates it (POST /v1/tenants with keystone_project_id, or "
+                            "craton-manage tenant create --keystone-project)")
+        return RequestContext(tenant_id=tenant_id, user=user, roles=roles, request_id=request_id)
+
+
 STRATEGIES: dict[str, Callable[[Settings, Database], AuthStrategy]] = {
-    "noauth": NoAuth, "apikey": ApiKeyAuth}
+    "noauth": NoAuth, "apikey": ApiKeyAuth, "keystone": KeystoneAuth}
 
 
 def make_strategy(settings: Settings, database: Database) -> AuthStrategy:

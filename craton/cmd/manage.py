@@ -55,7 +55,9 @@ def db_current(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def config_sample(settings: Settings | None, args: argparse.Namespace) -> int:
-    sys.stdout.write(sample_config())
+    from craton.identity.keystone import authtoken_sample
+
+    sys.stdout.write(sample_config() + "\n" + authtoken_sample())
     return 0
 
 
@@ -289,6 +291,72 @@ def apikey_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def secrets_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    """Move every secret's content to --to, one secret per transaction: an interrupted run
+    (Barbican down, the process stopped) resumes where it stopped when run again."""
+    from sqlalchemy import func, select
+
+    from craton.db.models import Secret
+    from craton.errors import CratonError
+    from craton.secrets import store as secret_store
+    from craton.secrets.backends import load_backend
+
+    store = load_backend(settings)
+    target = store.barbican if args.to == "barbican" else store.local
+    if target is None:
+        print("craton-manage: [barbican] is not configured (auth_url, username, password)",
+              file=sys.stderr)
+        return 2
+    db = Database(settings.database_url)
+    moved, last_id = 0, 0
+    try:
+        while True:
+            with db.transaction() as session:
+                secret = session.scalar(
+                    select(Secret).where(Secret.backend != target.name, Secret.id > last_id)
+                    .order_by(Secret.id).limit(1).with_for_update())
+                if secret is None:
+                    break
+                last_id = secret.id
+                secret_store.move_content(session, secret, store, target)
+            moved += 1
+            if moved % 100 == 0:
+                print(f"moved {moved} secrets so far", file=sys.stderr)
+    except CratonError as error:
+        print(f"craton-manage: {error.message}; moved {moved} secrets before that — run the "
+              "same command again to go on", file=sys.stderr)
+        return 1
+    finally:
+        with db.transaction(write=False) as session:
+            left = session.scalar(select(func.count()).select_from(Secret)
+                                  .where(Secret.backend != target.name))
+        db.dispose()
+    print(f"moved {moved} secrets to {target.name}; {left} kept elsewhere")
+    return 0
+
+
+def tenant_create(settings: Settings, args: argparse.Namespace) -> int:
+    """Create a tenant, for a Keystone project when --keystone-project names one."""
+    from craton.errors import CratonError
+    from craton.inventory import tenancy
+
+    db = Database(settings.database_url)
+    try:
+        with db.transaction() as session:
+            tenant = tenancy.create_tenant(session, _operator(), {
+                "name": args.name, "description": args.description,
+                "keystone_project_id": args.keystone_project})
+            print(f"tenant {tenant.id} {tenant.name!r}" + (
+                f" for Keystone project {tenant.keystone_project_id}"
+                if tenant.keystone_project_id else ""))
+    except CratonError as error:
+        print(f"craton-manage: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    return 0
+
+
 Command = Callable[[Settings, argparse.Namespace], int]
 
 
@@ -369,6 +437,27 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("id", type=int)
     revoke.set_defaults(func=apikey_revoke)
 
+    secrets = groups.add_parser("secrets", help="secret content")
+    secrets_commands = secrets.add_subparsers(dest="command", required=True)
+    migrate_secrets = secrets_commands.add_parser(
+        "migrate", help="move every secret's content to Barbican (or back); resumable",
+        description="Move every secret's content to --to, one secret at a time; run it again "
+                    "after an interruption to go on. Set [secrets] backend to the same place "
+                    "first, so new secrets go there too.")
+    migrate_secrets.add_argument("--to", choices=("barbican", "local"), required=True)
+    migrate_secrets.set_defaults(func=secrets_migrate)
+
+    tenant = groups.add_parser("tenant", help="tenants")
+    tenant_commands = tenant.add_subparsers(dest="command", required=True)
+    make = tenant_commands.add_parser(
+        "create", help="create a tenant (for a Keystone project with --keystone-project)")
+    make.add_argument("name")
+    make.add_argument("--description")
+    make.add_argument("--keystone-project", metavar="PROJECT_ID",
+                      help="the id of the Keystone project whose tokens act in the tenant "
+                           "([api] auth_strategy = keystone)")
+    make.set_defaults(func=tenant_create)
+
     api = groups.add_parser("api", help="the REST API")
     api_commands = api.add_subparsers(dest="command", required=True)
     api_commands.add_parser("openapi", help="print the OpenAPI document"
@@ -377,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 NEEDS_SCHEMA = (demo_load, jobs_prune, import_inventory, apikey_create, apikey_list,
-                apikey_revoke, changes_prune)
+                apikey_revoke, changes_prune, tenant_create, secrets_migrate)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,6 +42,8 @@ NAME_LENGTH = 255
 MAX_ID = 2**63 - 1
 """Ids are 64-bit signed integers in both databases; anything larger names nothing."""
 VARIABLE_KEY_LENGTH = 255
+KEYSTONE_ID_LENGTH = 64
+"""Keystone's own column width for project ids."""
 
 # Long text on MariaDB (TEXT stops at 64 KiB); plain TEXT elsewhere.
 LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
@@ -92,11 +94,15 @@ class HasVariables:
 
 class Tenant(Versioned, Base):
     __tablename__ = "tenants"
-    __table_args__ = (TABLE_OPTIONS,)
+    # A unique index, not a constraint: SQLite adds one to a table only by copying it, and
+    # copying tenants would cascade deletes through every table that refers to them.
+    __table_args__ = (Index(None, "keystone_project_id", unique=True), TABLE_OPTIONS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
     description: Mapped[str | None] = mapped_column(Text)
+    keystone_project_id: Mapped[str | None] = mapped_column(String(KEYSTONE_ID_LENGTH))
+    """The Keystone project whose tokens act in this tenant ([api] auth_strategy = keystone)."""
 
     regions: Mapped[list[Region]] = relationship(back_populates="tenant", passive_deletes=True)
     quota_rows: Mapped[list[TenantQuota]] = relationship(

@@ -16,7 +16,7 @@ from craton.db.util import flush_or_conflict
 from craton.errors import Conflict
 from craton.inventory.quotas import set_quotas
 from craton.inventory.variables import merge_variables, replace_variables
-from craton.names import check, slug_problem, tenant_name_problem
+from craton.names import check, keystone_id_problem, slug_problem, tenant_name_problem
 from craton.values import utcnow
 
 
@@ -26,6 +26,7 @@ def create_tenant(session: Session, ctx: RequestContext, data: Mapping[str, Any]
     check("name", tenant_name_problem(name))
     _ensure_unique(session, select(Tenant.id).where(Tenant.name == name), f"tenant {name!r}")
     tenant = Tenant(name=name, description=data.get("description"))
+    _set_keystone_project(session, tenant, data.get("keystone_project_id"))
     set_quotas(session, tenant, data.get("quotas") or {})
     session.add(tenant)
     flush_or_conflict(session, f"tenant {name!r} already exists", {"name": "already exists"})
@@ -42,6 +43,8 @@ def update_tenant(session: Session, ctx: RequestContext, tenant: Tenant,
         tenant.name = data["name"]
     if "description" in data:
         tenant.description = data["description"]
+    if "keystone_project_id" in data:
+        _set_keystone_project(session, tenant, data["keystone_project_id"])
     if set_quotas(session, tenant, data.get("quotas") or {}):
         tenant.updated_at = utcnow()
     flush_or_conflict(session, f"tenant {tenant.name!r} already exists", {"name": "already exists"})
@@ -114,6 +117,17 @@ def delete_region(session: Session, ctx: RequestContext, region: Region, *,
                            "group(s); delete them first or pass cascade=true")
     session.delete(region)
     session.flush()
+
+
+def _set_keystone_project(session: Session, tenant: Tenant, project_id: str | None) -> None:
+    """Record the Keystone project whose tokens act in ``tenant`` (None: none)."""
+    if project_id is not None and project_id != tenant.keystone_project_id:
+        check("keystone_project_id", keystone_id_problem(project_id))
+        holder = session.scalar(select(Tenant.id).where(Tenant.keystone_project_id == project_id))
+        if holder is not None:
+            raise Conflict(f"Keystone project {project_id} is already tenant {holder}'s",
+                           fields={"keystone_project_id": "already another tenant's"})
+    tenant.keystone_project_id = project_id
 
 
 def _ensure_unique(session: Session, stmt: Any, what: str) -> None:

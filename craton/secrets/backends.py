@@ -1,6 +1,9 @@
-"""Where secret content is kept. The default encrypts it with Fernet (AES-128-CBC + HMAC) under
-keys from the configuration and stores the token in the database; ``MultiFernet`` lets an
-operator rotate keys by putting the new one first."""
+"""Where secret content is kept. ``local`` (the default) encrypts it with Fernet (AES-128-CBC +
+HMAC) under keys from the configuration and stores the token in the database; ``MultiFernet``
+lets an operator rotate keys by putting the new one first. ``barbican`` keeps it in Barbican
+(``craton.secrets.barbican``) and the database keeps its id. Whatever is configured, each
+stored value is opened by the backend that sealed it, so switching (or migrating) loses
+nothing."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from craton.config import Settings
 from craton.errors import CratonError
 from craton.files import private_dir
+from craton.secrets.barbican import BarbicanBackend, BarbicanUnavailable, is_barbican
 
 
 class SecretBackend(Protocol):
@@ -21,6 +25,12 @@ class SecretBackend(Protocol):
     def seal(self, plaintext: bytes) -> bytes: ...
 
     def open(self, sealed: bytes) -> bytes: ...
+
+    def check(self, sealed: bytes) -> None:
+        """Raise if the store holding ``sealed`` cannot be reached (before a delete)."""
+
+    def discard(self, sealed: bytes) -> None:
+        """Forget ``sealed``'s content where it is kept outside the database."""
 
 
 class SecretUnavailable(CratonError):
@@ -48,6 +58,44 @@ class FernetBackend:
                 "a stored secret cannot be decrypted with the configured keys"
             ) from None
 
+    def check(self, sealed: bytes) -> None:
+        """In the database, which the request already reached."""
+
+    def discard(self, sealed: bytes) -> None:
+        """Deleting the row deletes the content."""
+
+
+class SecretStore:
+    """The configured backend seals new content; each sealed value is opened (checked,
+    discarded) by the backend that sealed it."""
+
+    def __init__(self, local: FernetBackend, barbican: BarbicanBackend | None,
+                 primary: str) -> None:
+        self.local = local
+        self.barbican = barbican
+        self.primary: SecretBackend = barbican if primary == "barbican" and barbican else local
+        self.name = self.primary.name
+
+    def backend_of(self, sealed: bytes) -> SecretBackend:
+        if not is_barbican(sealed):
+            return self.local
+        if self.barbican is None:
+            raise BarbicanUnavailable("this secret's content is kept in Barbican, but [barbican] "
+                                      "is not configured")
+        return self.barbican
+
+    def seal(self, plaintext: bytes) -> bytes:
+        return self.primary.seal(plaintext)
+
+    def open(self, sealed: bytes) -> bytes:
+        return self.backend_of(sealed).open(sealed)
+
+    def check(self, sealed: bytes) -> None:
+        self.backend_of(sealed).check(sealed)
+
+    def discard(self, sealed: bytes) -> None:
+        self.backend_of(sealed).discard(sealed)
+
 
 def read_or_create_key(path: Path) -> str:
     """The key in ``path``; a fresh one, written with mode 0600, when the file is missing."""
@@ -59,6 +107,7 @@ def read_or_create_key(path: Path) -> str:
     return path.read_text().strip()
 
 
-def load_backend(settings: Settings) -> SecretBackend:
+def load_backend(settings: Settings) -> SecretStore:
     keys = list(settings.secrets.keys) or [read_or_create_key(settings.secrets_key_file)]
-    return FernetBackend(keys)
+    barbican = BarbicanBackend(settings.barbican) if settings.barbican.auth_url else None
+    return SecretStore(FernetBackend(keys), barbican, settings.secrets.backend)

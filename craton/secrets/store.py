@@ -1,26 +1,62 @@
-"""Create, change, reveal and delete host secrets."""
+"""Create, change, reveal and delete host secrets.
+
+Content kept outside the database (Barbican) follows the database's transaction: content
+sealed for a write that rolls back is discarded, and content a committed write replaced or
+deleted is discarded after the commit — so a failure on either side leaves no secret pointing
+at missing content.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from craton.config import QuotaSettings
 from craton.context import Action, RequestContext
 from craton.db.models import Host, Quota, Region, Secret, SecretKind
 from craton.db.util import flush_or_conflict
-from craton.errors import Conflict, invalid
+from craton.errors import Conflict, CratonError, invalid
 from craton.inventory.quotas import check_quota
 from craton.names import check, slug_problem
-from craton.secrets.backends import SecretBackend
+from craton.secrets.backends import SecretBackend, SecretStore
 
+LOG = logging.getLogger(__name__)
 MAX_SECRET_BYTES = 256 * 1024
+ON_COMMIT, ON_ROLLBACK = "craton.discard_on_commit", "craton.discard_on_rollback"
+"""Keys of ``Session.info``: (backend, sealed) pairs to discard when the transaction ends."""
+
+
+def _discard_later(session: Session, backend: SecretBackend, sealed: bytes, *,
+                   on: str) -> None:
+    session.info.setdefault(on, []).append((backend, sealed))
+
+
+def _discard(session: Session, now: str, never: str) -> None:
+    session.info.pop(never, None)
+    for backend, sealed in session.info.pop(now, ()):
+        try:
+            backend.discard(sealed)
+        except CratonError as error:
+            # The content stays where it is kept, unreferenced; the write itself stands.
+            LOG.warning("could not discard the content of a replaced or deleted secret: %s",
+                        error.message)
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    _discard(session, ON_COMMIT, ON_ROLLBACK)
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    _discard(session, ON_ROLLBACK, ON_COMMIT)
 PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.+?\r?\n-----END \1-----", re.S)
 
 
@@ -67,8 +103,10 @@ def create_secret(session: Session, ctx: RequestContext, host: Host, data: Mappi
     tenant_id = session.scalar(select(Region.tenant_id).where(Region.id == host.region_id))
     check_quota(session, tenant_id, Quota.SECRETS, 1, quotas)
     plaintext = data["content"].encode()
+    sealed = backend.seal(plaintext)
+    _discard_later(session, backend, sealed, on=ON_ROLLBACK)
     secret = Secret(host_id=host.id, name=name, kind=kind, size=len(plaintext),
-                    backend=backend.name, ciphertext=backend.seal(plaintext))
+                    backend=backend.name, ciphertext=sealed)
     session.add(secret)
     flush_or_conflict(session, f"secret {name!r} already exists on host {host.id}",
                       {"name": "already exists on the host"})
@@ -90,8 +128,10 @@ def update_secret(session: Session, ctx: RequestContext, secret: Secret,
     if "content" in data:
         check("content", content_problem(kind, data["content"]))
         plaintext = data["content"].encode()
-        secret.ciphertext, secret.size, secret.backend = (
-            backend.seal(plaintext), len(plaintext), backend.name)
+        sealed = backend.seal(plaintext)
+        _discard_later(session, backend, sealed, on=ON_ROLLBACK)
+        _discard_later(session, backend, secret.ciphertext, on=ON_COMMIT)
+        secret.ciphertext, secret.size, secret.backend = sealed, len(plaintext), backend.name
     elif kind is not secret.kind:
         problem = content_problem(kind, reveal_secret(ctx, secret, backend, check_role=False))
         if problem is not None:
@@ -109,7 +149,26 @@ def reveal_secret(ctx: RequestContext, secret: Secret, backend: SecretBackend, *
     return backend.open(secret.ciphertext).decode()
 
 
-def delete_secret(session: Session, ctx: RequestContext, secret: Secret) -> None:
+def delete_secret(session: Session, ctx: RequestContext, secret: Secret,
+                  backend: SecretBackend) -> None:
+    """Delete the secret; content kept outside the database goes once the delete commits. The
+    store must answer first, so that an outage refuses the delete (503) instead of leaving
+    the content behind."""
     ctx.require(Action.WRITE)
+    backend.check(secret.ciphertext)
+    _discard_later(session, backend, secret.ciphertext, on=ON_COMMIT)
     session.delete(secret)
+    session.flush()
+
+
+def move_content(session: Session, secret: Secret, store: SecretStore,
+                 target: SecretBackend) -> None:
+    """Keep ``secret``'s content in ``target`` from now on (``craton-manage secrets
+    migrate``): the old copy is discarded once the change commits, the new one if it does
+    not."""
+    plaintext = store.open(secret.ciphertext)
+    sealed = target.seal(plaintext)
+    _discard_later(session, target, sealed, on=ON_ROLLBACK)
+    _discard_later(session, store, secret.ciphertext, on=ON_COMMIT)
+    secret.ciphertext, secret.backend = sealed, target.name
     session.flush()

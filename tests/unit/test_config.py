@@ -279,11 +279,14 @@ def test_limits_and_quotas_are_read_like_every_option(tmp_path: Path) -> None:
 def test_every_option_has_its_own_environment_variable() -> None:
     """Two options must never share an override variable (e.g. [DEFAULT] x_y vs [x] y)."""
     names = [
-        env_name(section.name, option.name)
-        for section in dataclasses.fields(Settings)
-        for option in dataclasses.fields(section.default_factory())  # type: ignore[misc]
+        env_name(section, option.name)
+        for section, cls in config._sections()
+        for option in dataclasses.fields(cls)
     ]
     assert len(names) == len(set(names)), names
+    # [keystone_authtoken]'s options (keystonemiddleware's) are CRATON_KEYSTONE_AUTHTOKEN_*.
+    prefix = env_name(config.KEYSTONE_AUTHTOKEN, "")
+    assert not [name for name in names if name.startswith(prefix)]
     assert "CRATON_DATA_DIR" in names and "CRATON_DATABASE_URL" in names
     assert "CRATON_API_MAX_BODY_SIZE" in names
 
@@ -321,3 +324,43 @@ def test_urls_in_logs_hide_their_password() -> None:
     assert without_password("mysql+pymysql://craton:s3cret@db/craton?charset=utf8mb4") == \
         "mysql+pymysql://craton:***@db/craton?charset=utf8mb4"
     assert without_password("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_keystone_authtoken_is_handed_on_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "craton.conf"
+    path.write_text("[DEFAULT]\nlog_level = INFO\n[api]\nauth_strategy = keystone\n"
+                    "[keystone]\nauto_create_tenants = true\nrole_map = Member:member\n"
+                    "[keystone_authtoken]\nauth_url = http://127.0.0.1:5000/v3\n"
+                    "auth_type = password\n")
+    settings = load_settings(path, {"CRATON_KEYSTONE_AUTHTOKEN_PASSWORD": "s3cret"})
+    assert dict(settings.keystone_authtoken) == {
+        "auth_url": "http://127.0.0.1:5000/v3", "auth_type": "password", "password": "s3cret"}
+    assert settings.keystone.auto_create_tenants is True
+    assert settings.keystone.roles == {"Member": "member"}
+
+
+@pytest.mark.parametrize(("environ", "problem"), [
+    ({"CRATON_API_AUTH_STRATEGY": "keystone"}, r"needs \[keystone_authtoken\]"),
+    ({"CRATON_KEYSTONE_ROLE_MAP": "admin:root"}, r"\[keystone\] role_map: 'admin:root'"),
+    ({"CRATON_KEYSTONE_ROLE_MAP": "reader"}, r"\[keystone\] role_map: 'reader'"),
+])
+def test_keystone_settings_that_cannot_work_are_refused(environ: dict[str, str],
+                                                        problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        load_settings(None, environ)
+
+
+@pytest.mark.parametrize(("options", "problem"), [
+    ({"auth_type": "password", "usernme": "craton"}, "unknown option usernme"),
+    ({"auth_type": "pasword"}, "auth_type: no keystoneauth1 plugin 'pasword'"),
+    ({"token_cache_time": "soon"}, "token_cache_time"),
+])
+def test_keystonemiddleware_options_are_checked_at_start(options: dict[str, str],
+                                                         problem: str) -> None:
+    from craton.identity.keystone import middleware_config
+
+    environ = {f"CRATON_KEYSTONE_AUTHTOKEN_{name.upper()}": value
+               for name, value in options.items()}
+    settings = load_settings(None, {"CRATON_API_AUTH_STRATEGY": "keystone", **environ})
+    with pytest.raises(ConfigError, match=problem):
+        middleware_config(settings)

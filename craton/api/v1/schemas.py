@@ -16,6 +16,7 @@ from marshmallow import fields, validate
 
 from craton.config import MAX_LIMIT
 from craton.db.models import (
+    KEYSTONE_ID_LENGTH,
     MAX_ID,
     ApiKeyRole,
     ChangeAction,
@@ -136,15 +137,25 @@ class TenantQuotas(fields.Nested):
         return effective_quotas(nested_obj, defaults)
 
 
+def KeystoneProjectId() -> fields.String:
+    return fields.String(
+        allow_none=True, validate=validate.Length(min=1, max=KEYSTONE_ID_LENGTH),
+        metadata={"description": "The Keystone project whose tokens act in this tenant "
+                                 "([api] auth_strategy = keystone); at most one tenant per "
+                                 "project."})
+
+
 class TenantSchema(Stamped):
     name = fields.String(required=True)
     description = Description()
+    keystone_project_id = KeystoneProjectId()
     quotas = TenantQuotas(metadata={"description": "Set or changed by cloud admins only."})
 
 
 class TenantPatchSchema(Schema):
     name = fields.String()
     description = Description()
+    keystone_project_id = KeystoneProjectId()
     quotas = fields.Nested(QuotasSchema, metadata={
         "description": "Merged: a number sets a quota, null puts it back to the default."})
 

@@ -69,7 +69,7 @@ class SecretItem(MethodView):
         """Delete a secret"""
         secret = get_scoped(db_session(), context(), Secret, secret_id)
         check_if_match(secret)
-        store.delete_secret(db_session(), context(), secret)
+        store.delete_secret(db_session(), context(), secret, services().secrets)
 
 
 @blp.route("/secrets/<int:secret_id>/reveal")
