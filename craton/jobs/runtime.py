@@ -22,6 +22,7 @@ from craton.errors import CratonError
 from craton.jobs.events import Event, EventFeed, EventSink, RedisLink
 from craton.jobs.sandbox import Sandbox
 from craton.jobs.streams import EventHub
+from craton.policy import Policy
 from craton.secrets.backends import SecretBackend
 from craton.sources.fetch import Fetcher
 
@@ -32,8 +33,10 @@ CANCEL_CHECK_SECONDS = 1.0
 
 class JobRuntime:
     def __init__(self, settings: Settings, db: Database, secrets: SecretBackend,
-                 fetcher: Fetcher) -> None:
+                 fetcher: Fetcher, policy: Policy | None = None) -> None:
         self.settings = settings
+        self.policy = policy or Policy(settings.policy.file or None)
+        """The rules a job's rights are checked against (its submitter's roles)."""
         self.db = db
         self.secrets = secrets
         self.fetcher = fetcher
@@ -159,8 +162,8 @@ def runtime(key: str) -> JobRuntime:
         raise RuntimeError(f"no job runtime for {key!r} in this process") from None
 
 
-def job_context(tenant_id: int, job_id: int) -> RequestContext:
+def job_context(tenant_id: int, job_id: int, policy: Policy | None = None) -> RequestContext:
     """Who a job acts as: its tenant, allowed to read the secrets it needs to reach hosts —
     which never leave the server (the work directory is private and events are redacted)."""
     return RequestContext(tenant_id=tenant_id, user=f"job:{job_id}", roles=frozenset({"admin"}),
-                          is_admin=False, request_id=f"job-{job_id}")
+                          is_admin=False, request_id=f"job-{job_id}", policy=policy)

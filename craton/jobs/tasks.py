@@ -98,7 +98,7 @@ class Materialize(task.Task):
         private_dir(target)
         spec = BundleSpec(region_id=job.region_id, layout="ansible", format="tgz",
                           filter=HostFilter(region_id=job.region_id, ids=host_ids))
-        bundle = prepare_bundle(rt.db, job_context(rt.job_tenant(job), job_id), spec,
+        bundle = prepare_bundle(rt.db, job_context(rt.job_tenant(job), job_id, rt.policy), spec,
                                 rt.fetcher, rt.secrets)
         etag = bundle.etag
         bundle.write_to(target)
