@@ -35,6 +35,9 @@ class Action(enum.StrEnum):
     READ = "inventory:read"
     WRITE = "inventory:write"
     REVEAL_SECRETS = "secrets:reveal"
+    USE_SECRETS = "secrets:use"
+    SUBMIT_JOBS = "jobs:submit"
+    CANCEL_JOBS = "jobs:cancel"
     MANAGE_TENANTS = "tenants:manage"
     MANAGE_API_KEYS = "apikeys:manage"
 
@@ -100,7 +103,6 @@ WRITE_OPERATIONS = _ops(
     "POST /v1/groups/{group_id}/references",
     "PATCH /v1/secrets/{secret_id}", "DELETE /v1/secrets/{secret_id}",
     "PATCH /v1/references/{reference_id}", "DELETE /v1/references/{reference_id}",
-    "POST /v1/jobs", "POST /v1/jobs/{job_id}/cancel",
 )
 
 RULES = [
@@ -113,8 +115,7 @@ RULES = [
     policy.DocumentedRuleDefault(
         name=Action.WRITE, check_str="rule:cloud_admin or rule:tenant_member",
         description="Create, change and delete the tenant's regions, hosts, groups, "
-                    "variables, secrets and references; import inventories; run and cancel "
-                    "jobs.",
+                    "variables, secrets and references; import inventories.",
         operations=WRITE_OPERATIONS),
     policy.DocumentedRuleDefault(
         name=Action.REVEAL_SECRETS, check_str="rule:cloud_admin or rule:secret_reader",
@@ -122,8 +123,28 @@ RULES = [
                     "in the bundles the caller downloads.",
         operations=_ops("POST /v1/secrets/{secret_id}/reveal")),
     policy.DocumentedRuleDefault(
+        name=Action.USE_SECRETS, check_str="rule:cloud_admin or rule:tenant_member",
+        description="Run a job whose hosts have secrets with those secrets in its bundle (SSH "
+                    "keys, passwords; also sensitive variables' values). Checked when a job "
+                    "is submitted: without it, a job whose hosts hold any is refused, naming "
+                    "them, unless it asks for \"secrets\": \"omit\". Whoever may use a "
+                    "secret in a playbook can read it (a task can print it or send it "
+                    "anywhere): grant this as you would secrets:reveal.",
+        operations=_ops("POST /v1/jobs")),
+    policy.DocumentedRuleDefault(
+        name=Action.SUBMIT_JOBS, check_str="rule:cloud_admin or rule:tenant_member",
+        description="Run a playbook over the tenant's hosts. The job runs with its "
+                    "submitter's rights (see secrets:use), and its craton_audit write-backs "
+                    "are the submitter's writes (inventory:write).",
+        operations=_ops("POST /v1/jobs")),
+    policy.DocumentedRuleDefault(
+        name=Action.CANCEL_JOBS, check_str="rule:cloud_admin or rule:tenant_member",
+        description="Cancel any of the tenant's jobs.",
+        operations=_ops("POST /v1/jobs/{job_id}/cancel")),
+    policy.DocumentedRuleDefault(
         name=Action.MANAGE_API_KEYS, check_str="rule:cloud_admin or rule:tenant_admin",
-        description="See, make and revoke the tenant's API keys.",
+        description="See, make and revoke the tenant's API keys: who its members are "
+                    "under [api] auth_strategy = apikey.",
         operations=_ops("GET /v1/tenants/{tenant_id}/apikeys",
                         "POST /v1/tenants/{tenant_id}/apikeys",
                         "GET /v1/apikeys/{apikey_id}", "DELETE /v1/apikeys/{apikey_id}")),

@@ -59,7 +59,7 @@ def submit_job(session: Session, ctx: RequestContext, request: JobRequest, *, fe
                quotas: QuotaSettings) -> Job:
     """Validate, pin and record a job (status pending, every host pending), if the tenant's
     quota of concurrent jobs leaves room for it."""
-    ctx.require(Action.WRITE)
+    ctx.require(Action.SUBMIT_JOBS)
     region = get_scoped(session, ctx, Region, request.region_id)
     if request.layout not in list(JobLayout):
         raise invalid({"layout": f"must be one of {', '.join(JobLayout)}"})
@@ -97,7 +97,7 @@ def submit_job(session: Session, ctx: RequestContext, request: JobRequest, *, fe
 
 
 def request_cancel(session: Session, ctx: RequestContext, job: Job) -> Job:
-    ctx.require(Action.WRITE)
+    ctx.require(Action.CANCEL_JOBS)
     if not job.status.finished and not job.cancel_requested:
         job.cancel_requested = True
         session.flush()
