@@ -464,6 +464,12 @@ class Job(Versioned, Base):
     bundle_etag: Mapped[str | None] = mapped_column(String(80))
     engine: Mapped[str] = mapped_column(String(16))
     created_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    submitter_roles: Mapped[str] = mapped_column(String(NAME_LENGTH), server_default="admin")
+    """The submitter's roles (comma-separated), which the job acts with in its tenant: what its
+    bundle may hold and whether its craton_audit write-backs may be written."""
+    secrets: Mapped[str] = mapped_column(String(16), server_default="included")
+    """included: the bundle holds the hosts' secrets (the submitter could use them); omitted:
+    it holds none (the submitter asked for that)."""
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     message: Mapped[str | None] = mapped_column(Text)
     """Why it failed or was cancelled, when it did."""

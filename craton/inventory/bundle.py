@@ -309,9 +309,11 @@ class PreparedBundle:
 
 
 def prepare_bundle(db: Database, ctx: RequestContext, spec: BundleSpec, fetcher: Fetcher | None,
-                   backend: SecretBackend) -> PreparedBundle:
+                   backend: SecretBackend, *, secrets: bool | None = None) -> PreparedBundle:
     """Read what the bundle is known by (the region, its references fetched) and compute its
-    ETag; the rest is read when the bundle is built (:meth:`PreparedBundle.load`)."""
+    ETag; the rest is read when the bundle is built (:meth:`PreparedBundle.load`). The bundle
+    holds the hosts' secrets when ``secrets`` says so (a job's, decided by its rights), by
+    default when ``ctx`` may reveal them; a ``.json`` inventory never does."""
     if spec.layout not in LAYOUTS:
         raise InvalidInput(f"layout: must be one of {', '.join(LAYOUTS)}",
                            fields={"layout": f"must be one of {', '.join(LAYOUTS)}"})
@@ -321,7 +323,8 @@ def prepare_bundle(db: Database, ctx: RequestContext, spec: BundleSpec, fetcher:
         spec = dataclasses.replace(
             spec, filter=dataclasses.replace(spec.filter, region_id=head.id))
         check_group_exists(session, ctx, spec.filter)
-        include_secrets = spec.format != "json" and ctx.can(Action.REVEAL_SECRETS)
+        include_secrets = spec.format != "json" and (
+            ctx.can(Action.REVEAL_SECRETS) if secrets is None else secrets)
         return PreparedBundle(session, spec, head, include_secrets, backend)
     except BaseException:
         session.close()

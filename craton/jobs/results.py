@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from craton.config import LimitSettings
+from craton.context import Action
 from craton.db.models import Host, HostRunStatus, HostVariable, Job, JobHost, JobStatus
 from craton.db.util import chunked
 from craton.inventory.variables import encode_value, too_many_problem
@@ -75,6 +76,10 @@ def record_hosts(rt: JobRuntime, job_id: int, hosts: Sequence[str],
                            HostRunStatus.FAILED, message, None)
     reached: list[int] = []
     unreached: list[int] = []
+    audit_refused = None
+    if any(state.audit for state in outcome.hosts.values()) and not rt.job_rights(
+            rt.load_job(job_id)).can(Action.WRITE):
+        audit_refused = f"the job's submitter may not write the inventory ({Action.WRITE.value})"
     with rt.db.transaction() as session:
         rows = {row.host_name: row for chunk in chunked(list(hosts)) for row in session.scalars(
             select(JobHost).where(JobHost.job_id == job_id, JobHost.host_name.in_(chunk)))}
@@ -94,8 +99,9 @@ def record_hosts(rt: JobRuntime, job_id: int, hosts: Sequence[str],
             elif state.contacted:
                 reached.append(row.host_id)
             if state.audit:
-                written, refused = write_audit(session, row.host_id, job_id, state.audit,
-                                               rt.settings.limits)
+                written, refused = ([], dict.fromkeys(sorted(state.audit), audit_refused)) \
+                    if audit_refused else write_audit(session, row.host_id, job_id,
+                                                      state.audit, rt.settings.limits)
                 rt.emit(job_id, "audit", host, {"variables": written, **(
                     {"refused": refused} if refused else {})})
         for host_ids, values in ((reached, {"reachable": True, "last_seen_at": now}),

@@ -27,9 +27,11 @@ from craton.db.models import (
     JobStatus,
     Quota,
     Region,
+    Secret,
 )
 from craton.db.scope import get_scoped
-from craton.errors import invalid
+from craton.db.util import chunked
+from craton.errors import Forbidden, invalid
 from craton.inventory.quotas import check_quota
 from craton.inventory.select import build_filter, check_group_exists, host_conditions
 from craton.inventory.variables import encode_variables
@@ -52,6 +54,12 @@ class JobRequest:
     check: bool = False
     diff: bool = False
     extra_vars: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    omit_secrets: bool = False
+    """Run without the hosts' secrets rather than be refused for want of secrets:use."""
+
+
+MAX_HOSTS_NAMED = 20
+"""Hosts a refusal for want of secrets:use names (then: "and N more")."""
 
 
 def submit_job(session: Session, ctx: RequestContext, request: JobRequest, *, fetcher: Fetcher,
@@ -73,6 +81,8 @@ def submit_job(session: Session, ctx: RequestContext, request: JobRequest, *, fe
                             .order_by(Host.name)).all()
     if not hosts:
         raise invalid({"filters": "select no host in the region"})
+    if not request.omit_secrets and not ctx.can(Action.USE_SECRETS):
+        refuse_secrets(hosts_with_secrets(session, [host_id for host_id, _ in hosts]))
     check_quota(session, region.tenant_id, Quota.CONCURRENT_JOBS, 1, quotas)
     pin = pin_source(fetcher.for_tenant(region.tenant_id), request.source_url,
                      request.source_ref, request.source_path, request.playbook)
@@ -87,6 +97,8 @@ def submit_job(session: Session, ctx: RequestContext, request: JobRequest, *, fe
         plan_json=canonical_json(plan), forks=forks, check_mode=request.check,
         diff_mode=request.diff, extra_vars_json=canonical_json(dict(request.extra_vars)),
         engine=engine, created_by=ctx.user, cancel_requested=False,
+        submitter_roles=",".join(sorted(ctx.roles)),
+        secrets="omitted" if request.omit_secrets else "included",
     )
     session.add(job)
     session.flush()
@@ -94,6 +106,28 @@ def submit_job(session: Session, ctx: RequestContext, request: JobRequest, *, fe
         {"job_id": job.id, "host_name": name, "host_id": host_id,
          "status": HostRunStatus.PENDING} for host_id, name in hosts])
     return job
+
+
+def hosts_with_secrets(session: Session, host_ids: list[int]) -> list[str]:
+    """The names of the hosts among ``host_ids`` that hold a secret, sorted."""
+    found: set[str] = set()
+    for chunk in chunked(host_ids):
+        found.update(session.scalars(select(Host.name).join(Secret, Secret.host_id == Host.id)
+                                     .where(Host.id.in_(chunk)).distinct()))
+    return sorted(found)
+
+
+def refuse_secrets(hosts: list[str]) -> None:
+    """A job the submitter may not run with its hosts' secrets: 403 naming the hosts."""
+    if not hosts:
+        return
+    named = ", ".join(hosts[:MAX_HOSTS_NAMED])
+    if len(hosts) > MAX_HOSTS_NAMED:
+        named += f" and {len(hosts) - MAX_HOSTS_NAMED} more"
+    raise Forbidden(
+        f"the caller's roles do not allow {Action.USE_SECRETS.value}, and these hosts of the "
+        f"job hold secrets: {named}; submit with \"secrets\": \"omit\" to run without them",
+        fields={"secrets": f"hosts with secrets: {named}"})
 
 
 def request_cancel(session: Session, ctx: RequestContext, job: Job) -> Job:

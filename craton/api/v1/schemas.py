@@ -425,6 +425,12 @@ class JobCreateSchema(Schema):
     check = fields.Boolean(load_default=False)
     diff = fields.Boolean(load_default=False)
     extra_vars = Variables(load_default=dict)
+    secrets = fields.String(
+        load_default="include", validate=validate.OneOf(["include", "omit"]), metadata={
+            "description": "include (default): the bundle holds the hosts' secrets and "
+                           "sensitive variables, which needs secrets:use — without it the "
+                           "job is refused (403) naming the hosts that hold some; omit: the "
+                           "job runs without them."})
 
 
 class JobSourceShown(Schema):
@@ -453,6 +459,9 @@ class JobSchema(Schema):
     bundle_etag = fields.String(allow_none=True, attribute="job.bundle_etag")
     engine = fields.String(attribute="job.engine")
     created_by = fields.String(attribute="job.created_by")
+    secrets = fields.String(attribute="job.secrets", metadata={
+        "description": "included or omitted: whether the job's bundle holds its hosts' "
+                       "secrets and sensitive variables."})
     cancel_requested = fields.Boolean(attribute="job.cancel_requested")
     message = fields.String(allow_none=True, attribute="job.message")
     hosts = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
