@@ -312,7 +312,11 @@ class _VariableRow:
 
     key: Mapped[str] = mapped_column(String(VARIABLE_KEY_LENGTH), primary_key=True)
     value_json: Mapped[str] = mapped_column(LongText)
+    """The value; "<hidden>" for a sensitive one, so whatever reads it without unsealing
+    shows that."""
     value_digest: Mapped[str] = mapped_column(String(20))
+    sealed: Mapped[str | None] = mapped_column(LongText)
+    """A sensitive value's canonical JSON, encrypted by the secrets backend; None otherwise."""
 
     @property
     def value(self) -> Any:

@@ -19,11 +19,11 @@ from craton.config import LimitSettings
 from craton.context import Action
 from craton.db.models import Host, HostRunStatus, HostVariable, Job, JobHost, JobStatus
 from craton.db.util import chunked
-from craton.inventory.variables import encode_value, too_many_problem
+from craton.inventory.variables import Sealer, encode_value, stored_form, too_many_problem
 from craton.jobs.runner import HostOutcome, RunOutcome
 from craton.jobs.runtime import JobRuntime
 from craton.names import variable_key_problem
-from craton.values import utcnow, value_digest
+from craton.values import utcnow
 
 CANCELLED_BEFORE = "the job was cancelled before this host ran"
 CANCELLED_DURING = "the job was cancelled while this host ran"
@@ -101,7 +101,8 @@ def record_hosts(rt: JobRuntime, job_id: int, hosts: Sequence[str],
             if state.audit:
                 written, refused = ([], dict.fromkeys(sorted(state.audit), audit_refused)) \
                     if audit_refused else write_audit(session, row.host_id, job_id,
-                                                      state.audit, rt.settings.limits)
+                                                      state.audit, rt.settings.limits,
+                                                      rt.secrets)
                 rt.emit(job_id, "audit", host, {"variables": written, **(
                     {"refused": refused} if refused else {})})
         for host_ids, values in ((reached, {"reachable": True, "last_seen_at": now}),
@@ -115,7 +116,7 @@ def record_hosts(rt: JobRuntime, job_id: int, hosts: Sequence[str],
 
 
 def write_audit(session: Session, host_id: int, job_id: int, facts: dict[str, Any],
-                limits: LimitSettings) -> tuple[list[str], dict[str, str]]:
+                limits: LimitSettings, sealer: Sealer) -> tuple[list[str], dict[str, str]]:
     """Store ``craton_audit`` facts as the host's variables, marked as written by the job.
     A playbook is tenant code: a fact the API would refuse as a variable (past [limits], or
     one variable too many) is not written, and comes back with the reason instead."""
@@ -133,11 +134,13 @@ def write_audit(session: Session, host_id: int, job_id: int, facts: dict[str, An
             continue
         held.add(key)
         row = session.get(HostVariable, (host_id, key))
+        value_json, digest, sealed = stored_form(key, text, sealer)
         if row is None:
-            session.add(HostVariable(host_id=host_id, key=key, value_json=text,
-                                     value_digest=value_digest(text), job_id=job_id))
+            session.add(HostVariable(host_id=host_id, key=key, value_json=value_json,
+                                     value_digest=digest, sealed=sealed, job_id=job_id))
         else:
-            row.value_json, row.value_digest, row.job_id = text, value_digest(text), job_id
+            row.value_json, row.value_digest, row.sealed, row.job_id = (
+                value_json, digest, sealed, job_id)
         written.append(key)
     if written:
         host = session.get(Host, host_id)

@@ -19,14 +19,18 @@ from sqlalchemy.orm import Session
 from craton.config import LimitSettings, QuotaSettings
 from craton.context import Action, RequestContext
 from craton.db.models import (
+    Group,
+    GroupVariable,
     Host,
     HostRunStatus,
+    HostVariable,
     Job,
     JobHost,
     JobLayout,
     JobStatus,
     Quota,
     Region,
+    RegionVariable,
     Secret,
 )
 from craton.db.scope import get_scoped
@@ -82,7 +86,7 @@ def submit_job(session: Session, ctx: RequestContext, request: JobRequest, *, fe
     if not hosts:
         raise invalid({"filters": "select no host in the region"})
     if not request.omit_secrets and not ctx.can(Action.USE_SECRETS):
-        refuse_secrets(hosts_with_secrets(session, [host_id for host_id, _ in hosts]))
+        refuse_secrets(secret_holders(session, region.id, [host_id for host_id, _ in hosts]))
     check_quota(session, region.tenant_id, Quota.CONCURRENT_JOBS, 1, quotas)
     pin = pin_source(fetcher.for_tenant(region.tenant_id), request.source_url,
                      request.source_ref, request.source_path, request.playbook)
@@ -108,17 +112,28 @@ def submit_job(session: Session, ctx: RequestContext, request: JobRequest, *, fe
     return job
 
 
-def hosts_with_secrets(session: Session, host_ids: list[int]) -> list[str]:
-    """The names of the hosts among ``host_ids`` that hold a secret, sorted."""
-    found: set[str] = set()
+def secret_holders(session: Session, region_id: int, host_ids: list[int]) -> list[str]:
+    """What would put secrets into the job's bundle: the selected hosts that hold a secret or a
+    sensitive variable (by name, sorted), then the region's groups with sensitive variables
+    ("group <name>") and the region itself ("region variables") if its own are."""
+    hosts: set[str] = set()
     for chunk in chunked(host_ids):
-        found.update(session.scalars(select(Host.name).join(Secret, Secret.host_id == Host.id)
+        hosts.update(session.scalars(select(Host.name).join(Secret, Secret.host_id == Host.id)
                                      .where(Host.id.in_(chunk)).distinct()))
-    return sorted(found)
+        hosts.update(session.scalars(
+            select(Host.name).join(HostVariable, HostVariable.host_id == Host.id)
+            .where(Host.id.in_(chunk), HostVariable.sealed.is_not(None)).distinct()))
+    groups = session.scalars(
+        select(Group.name).join(GroupVariable, GroupVariable.group_id == Group.id)
+        .where(Group.region_id == region_id, GroupVariable.sealed.is_not(None)).distinct())
+    region = session.scalar(select(RegionVariable.key).where(
+        RegionVariable.region_id == region_id, RegionVariable.sealed.is_not(None)).limit(1))
+    return sorted(hosts) + [f"group {name}" for name in sorted(groups)] + (
+        ["region variables"] if region is not None else [])
 
 
 def refuse_secrets(hosts: list[str]) -> None:
-    """A job the submitter may not run with its hosts' secrets: 403 naming the hosts."""
+    """A job the submitter may not run with its hosts' secrets: 403 naming what holds them."""
     if not hosts:
         return
     named = ", ".join(hosts[:MAX_HOSTS_NAMED])
@@ -126,7 +141,8 @@ def refuse_secrets(hosts: list[str]) -> None:
         named += f" and {len(hosts) - MAX_HOSTS_NAMED} more"
     raise Forbidden(
         f"the caller's roles do not allow {Action.USE_SECRETS.value}, and these hosts of the "
-        f"job hold secrets: {named}; submit with \"secrets\": \"omit\" to run without them",
+        f"job hold secrets or sensitive variables: {named}; submit with \"secrets\": "
+        "\"omit\" to run without them",
         fields={"secrets": f"hosts with secrets: {named}"})
 
 

@@ -87,7 +87,7 @@ def test_a_job_without_secrets_use_is_refused_naming_the_hosts(tmp_path: Path) -
         assert refused.status_code == 403
         error = error_of(refused)
         assert "secrets:use" in error["message"]
-        assert "db-1, db-2" in error["message"] and "web-1" not in error["message"]
+        assert "db-1, db-2;" in error["message"] and "web-1" not in error["message"]
         assert '"secrets": "omit"' in error["message"]
         assert error["fields"] == {"secrets": "hosts with secrets: db-1, db-2"}
         assert "pw-db" not in refused.get_data(as_text=True)
@@ -214,3 +214,41 @@ def run_job_done(japp: JobApp, job_id: int) -> Body:
     stream = read_stream(japp.client, job_id)
     assert stream.ended, stream
     return japp.client.get(f"/v1/jobs/{job_id}").get_json()
+
+
+def bundle_text(japp: JobApp, job_id: int) -> str:
+    """Every file of the inventory the job's bundle held, as one text."""
+    root = japp.settings.jobs_dir / str(job_id) / "bundle" / "inventory"
+    return "\n".join(path.read_text() for path in sorted(root.rglob("*")) if path.is_file())
+
+
+def test_sensitive_variables_reach_a_job_under_the_rule_of_secrets(tmp_path: Path) -> None:
+    """A job's bundle holds sensitive variables' values (of its hosts, their groups and the
+    region) when its submitter may use secrets, "<hidden>" when the job omits them; a
+    submitter who may not use secrets is refused, naming what holds them."""
+    with rights_app(tmp_path, ADMINS_USE_SECRETS) as japp:
+        fleet = make_fleet(japp.client, ["web-1", "db-1"], groups=[
+            {"name": "dbs", "hosts": ["db-1"], "variables": {"dbs_token": "gt-s3cret"}}])
+        db = fleet.hosts["db-1"]["id"]
+        assert japp.client.patch(f"/v1/hosts/{db}/variables", {"variables": {
+            "ansible_become_password": "become-s3cret"}}).status_code == 200
+        member = {"tenant": fleet.tenant["id"], "roles": "member"}
+
+        refused = japp.client.post("/v1/jobs", ping(fleet), **member)
+        assert refused.status_code == 403
+        assert "db-1, group dbs;" in error_of(refused)["message"]
+
+        omitted = japp.client.post("/v1/jobs", ping(fleet, secrets="omit"), **member)
+        assert omitted.status_code == 202, omitted.get_json()
+        job = run_job_done(japp, omitted.get_json()["id"])
+        assert job["status"] == "succeeded"
+        text = bundle_text(japp, job["id"])
+        assert "<hidden>" in text and "s3cret" not in text
+
+        included = japp.client.post("/v1/jobs", ping(fleet), tenant=fleet.tenant["id"],
+                                    roles="admin")
+        assert included.status_code == 202, included.get_json()
+        job = run_job_done(japp, included.get_json()["id"])
+        assert job["status"] == "succeeded"
+        text = bundle_text(japp, job["id"])
+        assert "become-s3cret" in text and "gt-s3cret" in text and "<hidden>" not in text

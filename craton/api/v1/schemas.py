@@ -559,7 +559,16 @@ class HostStatusSchema(Schema):
 # --- Variables ---------------------------------------------------------------------------------
 
 class VariablesSchema(Schema):
-    variables = Variables(required=True)
+    variables = Variables(required=True, metadata={
+        "description": "A sensitive variable's value (one named like a password, token or "
+                       "secret, or marked sensitive) shows as \"<hidden>\" unless the caller "
+                       "may reveal secrets (secrets:reveal)."})
+    sensitive = fields.List(
+        fields.String(), load_only=True, load_default=list, metadata={
+            "description": "Keys of this request to store as sensitive (encrypted, shown as "
+                           "\"<hidden>\" to who may not reveal secrets) although their names "
+                           "do not say so. A key written again without it is plain again "
+                           "(unless its name makes it sensitive)."})
     provenance = fields.Dict(keys=fields.String(), values=fields.Dict(), dump_only=True,
                              metadata={"description": "With resolved=true: for each key, the "
                                        "region, group, reference, host or secret that set it."})
