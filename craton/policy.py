@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import threading
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
@@ -188,32 +189,36 @@ class Policy:
         self.enforcer.register_defaults(list_rules())
         self.enforcer.load_rules()
         if not self.enforcer.check_rules():
-            raise PolicyError(f"{path}: a rule refers to a rule that is not defined, or rules "
-                              "refer to each other in a cycle")
+            raise PolicyError(f"[policy] file: {path}: a rule refers to a rule that is not "
+                              "defined, or rules refer to each other in a cycle")
         # Without a file there is nothing to re-read: the defaults stay as loaded. With one,
         # the Enforcer looks at its modification time on each check and reloads a change.
         self.enforcer.use_conf = path is not None
         self.policy_file = path
         self._decisions: dict[tuple[Any, ...], bool] = {}
         self._decided_under: policy.Rules | None = None
+        self._lock = threading.Lock()
 
     def allows(self, action: str, credentials: MutableMapping[str, Any]) -> bool:
         """Whether the rule ``action`` allows a caller with ``credentials``. A decision is
         kept until the rules change (oslo.policy's own evaluation inspects every check's
-        signature on every call: ~150 µs a rule, several rules a request)."""
-        if self.enforcer.use_conf:
-            self.enforcer.load_rules()  # a stat of the file; a reload only when it changed
-        if self.enforcer.rules is not self._decided_under:
-            self._decisions.clear()
-            self._decided_under = self.enforcer.rules
+        signature on every call: ~150 µs a rule, several rules a request). One check at a
+        time (an uncontended lock costs well under a microsecond): a decision taken under
+        the rules a reload has just replaced must not be kept under the new ones."""
         key = (action, *(_hashable(credentials[name]) for name in sorted(credentials)))
-        decision = self._decisions.get(key)
-        if decision is None:
-            if len(self._decisions) >= MAX_DECISIONS:
+        with self._lock:
+            if self.enforcer.use_conf:
+                self.enforcer.load_rules()  # a stat of the file; a reload when it changed
+            if self.enforcer.rules is not self._decided_under:
                 self._decisions.clear()
-            decision = self._decisions[key] = bool(
-                self.enforcer.enforce(action, {}, credentials))
-        return decision
+                self._decided_under = self.enforcer.rules
+            decision = self._decisions.get(key)
+            if decision is None:
+                if len(self._decisions) >= MAX_DECISIONS:
+                    self._decisions.clear()
+                decision = self._decisions[key] = bool(
+                    self.enforcer.enforce(action, {}, credentials))
+            return decision
 
 
 def _hashable(value: Any) -> Any:
