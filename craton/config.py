@@ -141,6 +141,19 @@ class KeystoneSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class PolicySettings:
+    """Who may do what: oslo.policy rules with documented defaults (etc/policy.yaml.sample,
+    written by oslopolicy-sample-generator --namespace craton)."""
+
+    file: str = _opt(
+        "",
+        "A policy.yaml overriding some of the default rules (rule name: check string, as in "
+        "etc/policy.yaml.sample). Read at start-up (an unknown rule name or a broken file "
+        "stops the server) and again whenever it changes. Empty: the defaults.",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class LimitSettings:
     """What one request, or one object, may hold: past these an answer is 413 (the request as
     a whole) or 422 (a field), naming the field and the option."""
@@ -316,6 +329,7 @@ class Settings:
     keystone_authtoken: tuple[tuple[str, str], ...] = dataclasses.field(
         default=(), metadata={"pass_through": True})
     """[keystone_authtoken], as written: keystonemiddleware's own options."""
+    policy: PolicySettings = dataclasses.field(default_factory=PolicySettings)
     limits: LimitSettings = dataclasses.field(default_factory=LimitSettings)
     quotas: QuotaSettings = dataclasses.field(default_factory=QuotaSettings)
     secrets: SecretsSettings = dataclasses.field(default_factory=SecretsSettings)

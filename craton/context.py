@@ -1,34 +1,21 @@
 """Who is asking: the request context every query runs in.
 
-The auth layer (``craton.api.auth``) builds one per request; domain code receives it explicitly
-and scopes every query with it. A context scoped to a tenant sees only that tenant's objects.
+The auth layer (``craton.api.auth``) builds one per request; domain code receives it explicitly,
+scopes every query with it and asks it whether the caller may do something, which the policy
+(``craton.policy``: oslo.policy rules, overridable by a policy.yaml) decides from its roles. A
+context scoped to a tenant sees only that tenant's objects.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
+import functools
+from typing import Any
 
 from craton.errors import Forbidden
+from craton.policy import Action, Policy, default_policy
 
-
-class Action(enum.StrEnum):
-    READ = "inventory:read"
-    WRITE = "inventory:write"
-    REVEAL_SECRETS = "secrets:reveal"
-    MANAGE_TENANTS = "tenants:manage"
-    MANAGE_API_KEYS = "apikeys:manage"
-
-
-# Which roles allow what, inside the caller's own tenant. A cloud admin (is_admin) may do
-# everything in every tenant.
-POLICY: dict[Action, frozenset[str]] = {
-    Action.READ: frozenset({"reader", "member", "admin", "secret-reader"}),
-    Action.WRITE: frozenset({"member", "admin"}),
-    Action.REVEAL_SECRETS: frozenset({"admin", "secret-reader"}),
-    Action.MANAGE_TENANTS: frozenset(),
-    Action.MANAGE_API_KEYS: frozenset({"admin"}),
-}
+__all__ = ["ADMIN", "Action", "RequestContext"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,9 +30,19 @@ class RequestContext:
     """How the caller was authenticated (noauth, apikey, …); internal for Craton's own tools."""
     api_key_name: str | None = None
     """The name of the API key the caller presented, if it presented one."""
+    policy: Policy | None = dataclasses.field(default=None, compare=False, repr=False)
+    """The rules the context's checks are decided by: the app's (with its policy.yaml) for a
+    request; None for the documented defaults (operator tooling, the demo loader)."""
+
+    @functools.cached_property
+    def credentials(self) -> dict[str, Any]:
+        """What oslo.policy's checks read (``role:…``, ``is_admin:True``, ``tenant_id:…``)."""
+        return {"roles": sorted(self.roles), "is_admin": self.is_admin,
+                "tenant_id": self.tenant_id, "project_id": self.tenant_id,
+                "user": self.user}
 
     def can(self, action: Action) -> bool:
-        return self.is_admin or bool(self.roles & POLICY[action])
+        return (self.policy or default_policy()).allows(action, self.credentials)
 
     def require(self, action: Action) -> None:
         if not self.can(action):

@@ -24,6 +24,7 @@ from craton.context import ADMIN
 from craton.db.models import Group, Region, Tenant
 from craton.files import private_dir
 from craton.inventory import groups, hosts, tenancy
+from craton.secrets.backends import load_backend
 
 TENANT = "demo"
 REGION = "demo-local"
@@ -114,6 +115,7 @@ def load_demo(session: Session, settings: Settings) -> Region:
     existing = find_region(session)
     if existing is not None:
         return existing
+    sealer = load_backend(settings)
     tenant = session.scalar(select(Tenant).where(Tenant.name == TENANT)) or \
         tenancy.create_tenant(session, ADMIN, {"name": TENANT,
                                                "description": "Demo fleet on this machine"})
@@ -125,17 +127,19 @@ def load_demo(session: Session, settings: Settings) -> Region:
             "ansible_python_interpreter": "{{ ansible_playbook_python }}",
             "dns_domain": "demo.craton.local",
         },
-    }, limits=settings.limits)
+    }, limits=settings.limits, sealer=sealer)
     for name, (parents, _, variables) in GROUPS.items():
         groups.create_group(session, ADMIN, region,
                             {"name": name, "parents": parents, "variables": variables},
-                            limits=settings.limits, quotas=settings.quotas)
+                            limits=settings.limits, quotas=settings.quotas,
+                       sealer=sealer)
     for name, (_, depends_on, _) in GROUPS.items():
         if depends_on:
             group = session.scalar(select(Group).where(Group.region_id == region.id,
                                                        Group.name == name))
             groups.update_group(session, ADMIN, group, {"depends_on": depends_on},
-                                limits=settings.limits)
+                                limits=settings.limits, sealer=sealer)
     hosts.create_hosts(session, ADMIN, region, demo_hosts(), numbered=True,
-                       limits=settings.limits, quotas=settings.quotas)
+                       limits=settings.limits, quotas=settings.quotas,
+                       sealer=sealer)
     return region

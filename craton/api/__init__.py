@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import uuid
@@ -23,6 +24,7 @@ from craton.config import Settings, load_settings
 from craton.db.models import MAX_ID
 from craton.db.session import Database
 from craton.errors import Forbidden
+from craton.policy import Policy
 from craton.secrets.backends import load_backend
 from craton.sources.fetch import Fetcher
 
@@ -134,8 +136,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     db = database or Database(settings.database_url, pool_size=settings.database.pool_size,
                               pool_recycle=settings.database.pool_recycle,
                               echo=settings.database.echo)
+    policy = Policy(settings.policy.file or None)
     app.extensions["craton"] = Services(settings=settings, db=db, secrets=load_backend(settings),
-                                        fetcher=Fetcher(settings))
+                                        fetcher=Fetcher(settings), policy=policy)
     strategy = make_strategy(settings, db)
 
     app.wsgi_app = BoundChunkedBodies(app.wsgi_app, settings.api.max_body_size)
@@ -155,7 +158,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     def _authenticate() -> None:
         g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
         if request.blueprint not in PUBLIC_BLUEPRINTS or isinstance(strategy, NoAuth):
-            g.context = strategy.authenticate(request, g.request_id)
+            g.context = dataclasses.replace(strategy.authenticate(request, g.request_id),
+                                            policy=policy)
         if request.content_length and not request.is_json:
             raise UnsupportedMediaType(
                 "request bodies must be JSON (Content-Type: application/json)")

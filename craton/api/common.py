@@ -25,6 +25,7 @@ from craton.db import changes
 from craton.db.session import Database
 from craton.errors import BadRequest, PreconditionFailed, invalid
 from craton.jobs.engine import JobSystem
+from craton.policy import Policy
 from craton.secrets.backends import SecretBackend
 from craton.sources.fetch import Fetcher
 
@@ -56,13 +57,16 @@ class Services:
     db: Database
     secrets: SecretBackend
     fetcher: Fetcher
+    policy: Policy
+    """The app's rules: one oslo.policy Enforcer, built at start-up."""
     _jobs: JobSystem | None = None
 
     @property
     def jobs(self) -> JobSystem:
         """The job engine, started on first use (apps that never run a job start no threads)."""
         if self._jobs is None:
-            self._jobs = JobSystem(self.settings, self.db, self.secrets, self.fetcher)
+            self._jobs = JobSystem(self.settings, self.db, self.secrets, self.fetcher,
+                                   self.policy)
         return self._jobs
 
     def close(self) -> None:

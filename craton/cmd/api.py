@@ -12,6 +12,7 @@ from gunicorn.app.base import BaseApplication
 
 from craton.cmd import sandbox_ready
 from craton.config import ConfigError, Settings, load_settings
+from craton.policy import Policy
 
 
 class CratonServer(BaseApplication):  # type: ignore[misc]
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config)
+        Policy(settings.policy.file or None)  # a broken policy.yaml stops us here, plainly
     except ConfigError as error:
         print(f"craton-api: {error}", file=sys.stderr)
         return 2

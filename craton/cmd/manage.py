@@ -165,6 +165,7 @@ def import_inventory(settings: Settings, args: argparse.Namespace) -> int:
     from craton.db.scope import get_scoped
     from craton.errors import CratonError
     from craton.inventory import importer
+    from craton.secrets.backends import load_backend
 
     path = Path(args.path)
     if path.is_dir():
@@ -182,7 +183,8 @@ def import_inventory(settings: Settings, args: argparse.Namespace) -> int:
             parsed = importer.parse_inventory(importer.inventory_files(fmt, content, files))
             plan = importer.import_inventory(session, ADMIN, region, parsed,
                                              dry_run=args.dry_run, limits=settings.limits,
-                                             quotas=settings.quotas)
+                                             quotas=settings.quotas,
+                                             sealer=load_backend(settings))
     except CratonError as error:
         print(f"craton-manage: {error.message}", file=sys.stderr)
         return 1

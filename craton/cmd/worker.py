@@ -19,6 +19,7 @@ from types import FrameType
 
 from craton.cmd import sandbox_ready
 from craton.config import ConfigError, Settings, load_settings, without_password
+from craton.policy import Policy
 
 LOG = logging.getLogger("craton.worker")
 
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config)
+        Policy(settings.policy.file or None)  # a broken policy.yaml stops us here, plainly
     except ConfigError as error:
         print(f"craton-worker: {error}", file=sys.stderr)
         return 2

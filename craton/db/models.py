@@ -319,7 +319,11 @@ class _VariableRow:
 
     key: Mapped[str] = mapped_column(String(VARIABLE_KEY_LENGTH), primary_key=True)
     value_json: Mapped[str] = mapped_column(LongText)
+    """The value; "<hidden>" for a sensitive one, so whatever reads it without unsealing
+    shows that."""
     value_digest: Mapped[str] = mapped_column(String(20))
+    sealed: Mapped[str | None] = mapped_column(LongText)
+    """A sensitive value's canonical JSON, encrypted by the secrets backend; None otherwise."""
 
     @property
     def value(self) -> Any:
@@ -471,6 +475,12 @@ class Job(Versioned, Base):
     bundle_etag: Mapped[str | None] = mapped_column(String(80))
     engine: Mapped[str] = mapped_column(String(16))
     created_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    submitter_roles: Mapped[str] = mapped_column(String(NAME_LENGTH), server_default="admin")
+    """The submitter's roles (comma-separated), which the job acts with in its tenant: what its
+    bundle may hold and whether its craton_audit write-backs may be written."""
+    secrets: Mapped[str] = mapped_column(String(16), server_default="included")
+    """included: the bundle holds the hosts' secrets (the submitter could use them); omitted:
+    it holds none (the submitter asked for that)."""
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     message: Mapped[str | None] = mapped_column(Text)
     """Why it failed or was cancelled, when it did."""

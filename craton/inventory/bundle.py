@@ -74,6 +74,7 @@ from craton.inventory.snapshot import (
     key_file_path,
     load_head,
 )
+from craton.inventory.variables import unsealed
 from craton.names import group_name_problem, host_name_problem, slug_problem
 from craton.secrets.backends import SecretBackend
 from craton.sources.fetch import Fetcher
@@ -134,6 +135,9 @@ class PreparedBundle:
         self.head = head
         self.include_secrets = include_secrets
         self.backend = backend
+        self.sealer = backend if include_secrets else None
+        """Unseals sensitive variables when the bundle holds secrets; they are "<hidden>"
+        otherwise."""
         self._reachability = _reachability(session, spec.filter)
         self.etag = self._fingerprint()
         self._loaded = False
@@ -146,7 +150,7 @@ class PreparedBundle:
         refuse the bundle is raised before its first byte is sent."""
         if self._loaded:
             return
-        self.snapshot = complete_snapshot(self.session, self.head)
+        self.snapshot = complete_snapshot(self.session, self.head, self.sealer)
         self.hosts = _load_hosts(self.session, self.spec.filter)
         self.secrets = _load_secrets(self.session, self.spec.filter) \
             if self.include_secrets else []
@@ -205,7 +209,8 @@ class PreparedBundle:
     def host_variables(self) -> Iterator[tuple[HostRecord, dict[str, str]]]:
         """Each host (by name) with its own variables, streamed from one query."""
         stmt = (
-            select(HostVariable.host_id, HostVariable.key, HostVariable.value_json)
+            select(HostVariable.host_id, HostVariable.key, HostVariable.value_json,
+                   HostVariable.sealed)
             .join(Host, Host.id == HostVariable.host_id)
             .where(*host_conditions(self.spec.filter))
             .order_by(Host.name, HostVariable.key)
@@ -213,11 +218,12 @@ class PreparedBundle:
         hosts = iter(self.hosts)
         host = next(hosts, None)
         own: dict[str, str] = {}
-        for host_id, key, value in raw_rows(self.session, stmt):
+        sealer = self.sealer
+        for host_id, key, value, sealed in raw_rows(self.session, stmt):
             while host is not None and host.id != host_id:
                 yield host, own
                 host, own = next(hosts, None), {}
-            own[key] = value
+            own[key] = value if sealed is None else unsealed(value, sealed, sealer)
         while host is not None:
             yield host, own
             host, own = next(hosts, None), {}
@@ -309,9 +315,11 @@ class PreparedBundle:
 
 
 def prepare_bundle(db: Database, ctx: RequestContext, spec: BundleSpec, fetcher: Fetcher | None,
-                   backend: SecretBackend) -> PreparedBundle:
+                   backend: SecretBackend, *, secrets: bool | None = None) -> PreparedBundle:
     """Read what the bundle is known by (the region, its references fetched) and compute its
-    ETag; the rest is read when the bundle is built (:meth:`PreparedBundle.load`)."""
+    ETag; the rest is read when the bundle is built (:meth:`PreparedBundle.load`). The bundle
+    holds the hosts' secrets when ``secrets`` says so (a job's, decided by its rights), by
+    default when ``ctx`` may reveal them; a ``.json`` inventory never does."""
     if spec.layout not in LAYOUTS:
         raise InvalidInput(f"layout: must be one of {', '.join(LAYOUTS)}",
                            fields={"layout": f"must be one of {', '.join(LAYOUTS)}"})
@@ -321,7 +329,8 @@ def prepare_bundle(db: Database, ctx: RequestContext, spec: BundleSpec, fetcher:
         spec = dataclasses.replace(
             spec, filter=dataclasses.replace(spec.filter, region_id=head.id))
         check_group_exists(session, ctx, spec.filter)
-        include_secrets = spec.format != "json" and ctx.can(Action.REVEAL_SECRETS)
+        include_secrets = spec.format != "json" and (
+            ctx.can(Action.REVEAL_SECRETS) if secrets is None else secrets)
         return PreparedBundle(session, spec, head, include_secrets, backend)
     except BaseException:
         session.close()

@@ -24,7 +24,7 @@ from craton.inventory.clashes import check_new_names
 from craton.inventory.graph import describe_cycle, find_cycle
 from craton.inventory.hosts import Ref, resolve_groups
 from craton.inventory.quotas import check_quota
-from craton.inventory.variables import merge_variables, replace_variables
+from craton.inventory.variables import Sealer, merge_variables, replace_variables
 from craton.names import check, group_name_problem
 
 GROUP_LOADERS = (
@@ -44,7 +44,7 @@ EDGE_COLUMNS = {
 
 def create_group(session: Session, ctx: RequestContext, region: Region,
                  data: Mapping[str, Any], *, limits: LimitSettings,
-                 quotas: QuotaSettings) -> Group:
+                 quotas: QuotaSettings, sealer: Sealer) -> Group:
     ctx.require(Action.WRITE)
     name = data["name"]
     check("name", group_name_problem(name))
@@ -60,7 +60,7 @@ def create_group(session: Session, ctx: RequestContext, region: Region,
     })
     host_ids = resolve_hosts(session, region.id, data.get("hosts") or [], "hosts")
     group = Group(region_id=region.id, name=name, description=data.get("description"))
-    replace_variables(group, data.get("variables") or {}, limits)
+    replace_variables(group, data.get("variables") or {}, limits, sealer)
     session.add(group)
     flush_or_conflict(session, f"group {name!r} already exists in region {region.id}",
                       {"name": "already exists in the region"})
@@ -77,7 +77,8 @@ def create_group(session: Session, ctx: RequestContext, region: Region,
 
 
 def update_group(session: Session, ctx: RequestContext, group: Group,
-                 data: Mapping[str, Any], *, limits: LimitSettings) -> Group:
+                 data: Mapping[str, Any], *, limits: LimitSettings,
+                 sealer: Sealer) -> Group:
     ctx.require(Action.WRITE)
     if "name" in data and data["name"] != group.name:
         check("name", group_name_problem(data["name"]))
@@ -95,7 +96,7 @@ def update_group(session: Session, ctx: RequestContext, group: Group,
     if "description" in data:
         group.description = data["description"]
     if "variables" in data:
-        merge_variables(group, data["variables"], limits)
+        merge_variables(group, data["variables"], limits, sealer)
     flush_or_conflict(session, f"group {group.name!r} already exists",
                       {"name": "already exists in the region"})
     for field, table in (("children", GroupChild), ("depends_on", GroupDependency)):

@@ -22,7 +22,7 @@ from craton.db.util import bump_versions, chunked, conflict_on_integrity_error, 
 from craton.errors import Conflict, InvalidInput, invalid
 from craton.inventory.clashes import check_new_names
 from craton.inventory.quotas import check_quota
-from craton.inventory.variables import encode_variables, merge_variables
+from craton.inventory.variables import Sealer, encode_variables, merge_variables, stored_form
 from craton.names import (
     fqdn_problem,
     host_name_problem,
@@ -136,7 +136,7 @@ def resolve_groups(session: Session, region_id: int, refs_by_field: Mapping[str,
 
 def create_hosts(session: Session, ctx: RequestContext, region: Region,
                  items: Sequence[Mapping[str, Any]], *, numbered: bool, limits: LimitSettings,
-                 quotas: QuotaSettings) -> list[CreatedHost]:
+                 quotas: QuotaSettings, sealer: Sealer) -> list[CreatedHost]:
     """Create ``items`` (each: name, optional scalar fields, ``variables``, ``groups``) in
     ``region``, all or nothing — the tenant's host quota counts them all at once.
     ``numbered``: name fields in errors by item index (a bulk request) rather than bare (a
@@ -195,9 +195,10 @@ def create_hosts(session: Session, ctx: RequestContext, region: Region,
                                      "concurrently; nothing was created"):
         ids = _insert_returning_ids(session, rows)
     var_rows = [
-        {"host_id": host_id, "key": key, "value_json": text, "value_digest": digest}
+        dict(zip(("value_json", "value_digest", "sealed"), stored_form(key, text, sealer),
+                 strict=True), host_id=host_id, key=key)
         for host_id, (_, encoded) in zip(ids, variables, strict=True)
-        for key, (text, digest) in encoded.items()
+        for key, (text, _) in encoded.items()
     ]
     if var_rows:
         session.execute(insert(HostVariable.__table__), var_rows)
@@ -233,7 +234,7 @@ def _insert_returning_ids(session: Session, rows: list[dict[str, Any]]) -> list[
 
 
 def update_host(session: Session, ctx: RequestContext, host: Host,
-                data: Mapping[str, Any], *, limits: LimitSettings) -> Host:
+                data: Mapping[str, Any], *, limits: LimitSettings, sealer: Sealer) -> Host:
     ctx.require(Action.WRITE)
     clean, problems = clean_host_fields(data)
     if problems:
@@ -249,7 +250,7 @@ def update_host(session: Session, ctx: RequestContext, host: Host,
     for field, value in clean.items():
         setattr(host, field, value)
     if "variables" in data:
-        merge_variables(host, data["variables"], limits)
+        merge_variables(host, data["variables"], limits, sealer)
     if "groups" in data:
         set_host_groups(session, host, data["groups"])
     flush_or_conflict(session, f"host {host.name!r} already exists in region {host.region_id}",

@@ -41,7 +41,7 @@ from craton.db.models import Group, Host, Region
 from craton.errors import invalid
 from craton.inventory import groups as group_ops
 from craton.inventory.hosts import create_hosts
-from craton.inventory.variables import set_variables
+from craton.inventory.variables import Sealer, set_variables
 from craton.names import RESERVED_VARIABLES
 
 FORMATS = ("ini", "yaml", "json", "directory")
@@ -288,7 +288,7 @@ def _plain(value: Any, where: str) -> Any:
 
 def import_inventory(session: Session, ctx: RequestContext, region: Region,
                      parsed: ParsedInventory, *, dry_run: bool, limits: LimitSettings,
-                     quotas: QuotaSettings) -> ImportPlan:
+                     quotas: QuotaSettings, sealer: Sealer) -> ImportPlan:
     """Create or merge ``parsed`` into ``region`` in the caller's transaction (inside a
     savepoint rolled back when ``dry_run``); returns what was (or would be) created and
     changed. Every check of the API applies; the first refusal ends it, changing nothing."""
@@ -296,7 +296,7 @@ def import_inventory(session: Session, ctx: RequestContext, region: Region,
     plan = ImportPlan(dry_run=dry_run, ignored=parsed.ignored)
     savepoint = session.begin_nested()
     try:
-        _load(session, ctx, region, parsed, plan, limits, quotas)
+        _load(session, ctx, region, parsed, plan, limits, quotas, sealer)
     except BaseException:
         savepoint.rollback()
         raise
@@ -309,8 +309,9 @@ def import_inventory(session: Session, ctx: RequestContext, region: Region,
 
 
 def _load(session: Session, ctx: RequestContext, region: Region, parsed: ParsedInventory,
-          plan: ImportPlan, limits: LimitSettings, quotas: QuotaSettings) -> None:
-    plan.region_changed = set_variables(region, parsed.region_variables, limits)
+          plan: ImportPlan, limits: LimitSettings, quotas: QuotaSettings,
+          sealer: Sealer) -> None:
+    plan.region_changed = set_variables(region, parsed.region_variables, limits, sealer)
     session.flush()
     existing_groups = {group.name: group for group in session.scalars(
         select(Group).where(Group.region_id == region.id))}
@@ -319,9 +320,9 @@ def _load(session: Session, ctx: RequestContext, region: Region, parsed: ParsedI
         if group is None:
             existing_groups[name] = group_ops.create_group(
                 session, ctx, region, {"name": name, "variables": body["variables"]},
-                limits=limits, quotas=quotas)
+                limits=limits, quotas=quotas, sealer=sealer)
             plan.groups_created.append(name)
-        elif set_variables(group, body["variables"], limits):
+        elif set_variables(group, body["variables"], limits, sealer):
             plan.groups_changed.append(name)
     session.flush()
     for name, body in parsed.groups.items():
@@ -336,11 +337,12 @@ def _load(session: Session, ctx: RequestContext, region: Region, parsed: ParsedI
     new = [{"name": name, "variables": body["variables"], "groups": body["groups"]}
            for name, body in parsed.hosts.items() if name not in existing_hosts]
     if new:
-        create_hosts(session, ctx, region, new, numbered=True, limits=limits, quotas=quotas)
+        create_hosts(session, ctx, region, new, numbered=True, limits=limits, quotas=quotas,
+                     sealer=sealer)
         plan.hosts_created = [item["name"] for item in new]
     for name, host in existing_hosts.items():
         body = parsed.hosts[name]
-        changed = set_variables(host, body["variables"], limits)
+        changed = set_variables(host, body["variables"], limits, sealer)
         for group_name in body["groups"]:
             group = existing_groups[group_name]
             changed = bool(group_ops.add_hosts(session, ctx, group, [host.id])) or changed

@@ -37,7 +37,7 @@ from craton.inventory.resolve import (
     host_layers,
     resolve_with_provenance,
 )
-from craton.inventory.variables import parse_variables_file
+from craton.inventory.variables import Sealer, parse_variables_file, unsealed
 from craton.sources.fetch import Fetcher
 
 
@@ -99,24 +99,28 @@ def load_head(session: Session, ctx: RequestContext, region_id: int,
 
 
 def load_snapshot(session: Session, ctx: RequestContext, region_id: int,
-                  fetcher: Fetcher | None) -> RegionSnapshot:
-    """Read a region's shared inventory (see :func:`load_head` for its references)."""
-    return complete_snapshot(session, load_head(session, ctx, region_id, fetcher))
+                  fetcher: Fetcher | None, sealer: Sealer | None = None) -> RegionSnapshot:
+    """Read a region's shared inventory (see :func:`load_head` for its references;
+    :func:`complete_snapshot` for ``sealer``)."""
+    return complete_snapshot(session, load_head(session, ctx, region_id, fetcher), sealer)
 
 
-def complete_snapshot(session: Session, head: RegionHead) -> RegionSnapshot:
-    """The rest of the region's shared inventory: its variables and its groups."""
-    region_vars = dict(session.execute(
-        select(RegionVariable.key, RegionVariable.value_json)
-        .where(RegionVariable.region_id == head.id)).all())
+def complete_snapshot(session: Session, head: RegionHead,
+                      sealer: Sealer | None = None) -> RegionSnapshot:
+    """The rest of the region's shared inventory: its variables and its groups. Sensitive
+    variables are unsealed with ``sealer`` when given, "<hidden>" otherwise."""
+    region_vars = {key: unsealed(value, sealed, sealer) for key, value, sealed in session.execute(
+        select(RegionVariable.key, RegionVariable.value_json, RegionVariable.sealed)
+        .where(RegionVariable.region_id == head.id))}
     groups = session.execute(
         select(Group.id, Group.name).where(Group.region_id == head.id).order_by(Group.id)).all()
     in_region = select(Group.id).where(Group.region_id == head.id)
     group_vars: dict[int, dict[str, str]] = defaultdict(dict)
-    for group_id, key, value in session.execute(
-            select(GroupVariable.group_id, GroupVariable.key, GroupVariable.value_json)
+    for group_id, key, value, sealed in session.execute(
+            select(GroupVariable.group_id, GroupVariable.key, GroupVariable.value_json,
+                   GroupVariable.sealed)
             .where(GroupVariable.group_id.in_(in_region))):
-        group_vars[group_id][key] = value
+        group_vars[group_id][key] = unsealed(value, sealed, sealer)
     parents: dict[int, list[int]] = defaultdict(list)
     for parent_id, child_id in session.execute(
             select(GroupChild.parent_id, GroupChild.child_id)
@@ -173,12 +177,15 @@ def _fetch_references(session: Session, region_id: int,
 
 
 def resolve_host_variables(session: Session, ctx: RequestContext, host: Host,
-                           fetcher: Fetcher | None, *, full: bool = False) -> Resolved:
+                           fetcher: Fetcher | None, *, full: bool = False,
+                           sealer: Sealer | None = None) -> Resolved:
     """The variables Ansible will see for ``host`` in a bundle built for ``ctx``, each with the
-    object that set it (and, with ``full``, the values it overrode)."""
-    snapshot = load_snapshot(session, ctx, host.region_id, fetcher)
-    own = dict(session.execute(select(HostVariable.key, HostVariable.value_json)
-                               .where(HostVariable.host_id == host.id)).all())
+    object that set it (and, with ``full``, the values it overrode); sensitive ones unsealed
+    with ``sealer`` when given, "<hidden>" otherwise."""
+    snapshot = load_snapshot(session, ctx, host.region_id, fetcher, sealer)
+    own = {key: unsealed(value, sealed, sealer) for key, value, sealed in session.execute(
+        select(HostVariable.key, HostVariable.value_json, HostVariable.sealed)
+        .where(HostVariable.host_id == host.id))}
     direct = frozenset(session.scalars(select(HostGroup.group_id)
                                        .where(HostGroup.host_id == host.id)))
     key = None

@@ -15,7 +15,7 @@ from craton.db.scope import get_scoped
 from craton.db.util import flush_or_conflict
 from craton.errors import Conflict
 from craton.inventory.quotas import set_quotas
-from craton.inventory.variables import merge_variables, replace_variables
+from craton.inventory.variables import Sealer, merge_variables, replace_variables
 from craton.names import check, keystone_id_problem, slug_problem, tenant_name_problem
 from craton.values import utcnow
 
@@ -66,7 +66,8 @@ def delete_tenant(session: Session, ctx: RequestContext, tenant: Tenant, *,
 
 
 def create_region(session: Session, ctx: RequestContext, tenant_id: int,
-                  data: Mapping[str, Any], *, limits: LimitSettings) -> Region:
+                  data: Mapping[str, Any], *, limits: LimitSettings,
+                  sealer: Sealer) -> Region:
     ctx.require(Action.WRITE)
     tenant = get_scoped(session, ctx, Tenant, tenant_id)
     name = data["name"]
@@ -76,7 +77,7 @@ def create_region(session: Session, ctx: RequestContext, tenant_id: int,
         f"region {name!r} in tenant {tenant.id}",
     )
     region = Region(tenant_id=tenant.id, name=name, description=data.get("description"))
-    replace_variables(region, data.get("variables") or {}, limits)
+    replace_variables(region, data.get("variables") or {}, limits, sealer)
     session.add(region)
     flush_or_conflict(session, f"region {name!r} already exists in tenant {tenant.id}",
                       {"name": "already exists"})
@@ -84,7 +85,8 @@ def create_region(session: Session, ctx: RequestContext, tenant_id: int,
 
 
 def update_region(session: Session, ctx: RequestContext, region: Region,
-                  data: Mapping[str, Any], *, limits: LimitSettings) -> Region:
+                  data: Mapping[str, Any], *, limits: LimitSettings,
+                  sealer: Sealer) -> Region:
     ctx.require(Action.WRITE)
     if "name" in data and data["name"] != region.name:
         check("name", slug_problem(data["name"]))
@@ -98,7 +100,7 @@ def update_region(session: Session, ctx: RequestContext, region: Region,
     if "description" in data:
         region.description = data["description"]
     if "variables" in data:
-        merge_variables(region, data["variables"], limits)
+        merge_variables(region, data["variables"], limits, sealer)
     flush_or_conflict(session, f"region {region.name!r} already exists",
                       {"name": "already exists"})
     return region

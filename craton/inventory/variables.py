@@ -4,11 +4,12 @@ delete keys. A change bumps the owner's version, which is the ETag of its variab
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import json
 import re
 import sys
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Collection, Mapping
+from typing import Any, Protocol
 
 import yaml
 from sqlalchemy import inspect
@@ -23,6 +24,60 @@ from craton.values import canonical_json, utcnow, value_digest
 Owner = Region | Group | Host
 Encoded = dict[str, tuple[str, str]]
 """key → (canonical JSON, digest)"""
+
+HIDDEN = "<hidden>"
+"""What a sensitive variable's value is shown as to whoever may not reveal secrets."""
+HIDDEN_JSON = canonical_json(HIDDEN)
+SENSITIVE_NAMES = ("*password", "*passwd", "*_pass", "*_token", "token", "*_secret", "secret",
+                   "*_passphrase")
+"""Keys sensitive whatever they are written with (compared in lower case): Ansible's own
+(ansible_password, ansible_become_password, ansible_ssh_pass, ansible_become_pass) and the
+usual names of passwords, tokens and secrets."""
+
+
+class Sealer(Protocol):
+    """Encrypts and decrypts sensitive values: the secrets backend."""
+
+    def seal(self, plaintext: bytes) -> bytes: ...
+
+    def open(self, sealed: bytes) -> bytes: ...
+
+
+def is_sensitive_name(key: str) -> bool:
+    lowered = key.lower()
+    return any(fnmatch.fnmatchcase(lowered, pattern) for pattern in SENSITIVE_NAMES)
+
+
+def stored_form(key: str, text: str, sealer: Sealer, *, marked: bool = False
+                ) -> tuple[str, str, str | None]:
+    """(value_json, value_digest, sealed) of a value as stored: a sensitive one (by its name or
+    ``marked``) is sealed, and "<hidden>" stands in its place — for every reader that does not
+    unseal it, and for the digest that filters compare."""
+    if marked or is_sensitive_name(key):
+        return HIDDEN_JSON, value_digest(HIDDEN_JSON), sealer.seal(text.encode()).decode()
+    return text, value_digest(text), None
+
+
+def unsealed(value_json: str, sealed: str | None, sealer: Sealer | None) -> str:
+    """A stored value's canonical JSON: the sensitive value itself when ``sealer`` is given
+    (the caller may reveal it), otherwise what is stored ("<hidden>" for a sensitive one)."""
+    if sealed is None or sealer is None:
+        return value_json
+    return sealer.open(sealed.encode()).decode()
+
+
+def shown_variables(owner: Owner, sealer: Sealer | None) -> dict[str, Any]:
+    """``owner``'s variables, sensitive ones unsealed when ``sealer`` is given."""
+    return {row.key: json.loads(unsealed(row.value_json, row.sealed, sealer))
+            for row in owner.variable_rows}
+
+
+def check_marked(variables: Mapping[str, Any], sensitive: Collection[str]) -> None:
+    """The keys marked sensitive must be among the keys written (with a value)."""
+    unknown = sorted(key for key in sensitive if variables.get(key) is None)
+    if unknown:
+        raise invalid({"sensitive": "names keys this request does not set: "
+                                    + ", ".join(unknown)})
 
 
 def value_depth(value: Any, stop_after: int) -> int:
@@ -105,29 +160,35 @@ def touch(owner: Owner) -> None:
         owner.updated_at = utcnow()
 
 
-def replace_variables(owner: Owner, variables: Mapping[str, Any], limits: LimitSettings
-                      ) -> bool:
-    """Make ``owner``'s variables exactly ``variables``. Returns whether anything changed."""
-    return _apply(owner, encode_variables(variables, limits), limits, remove_others=True,
-                  deletions=())
+def replace_variables(owner: Owner, variables: Mapping[str, Any], limits: LimitSettings,
+                      sealer: Sealer, sensitive: Collection[str] = ()) -> bool:
+    """Make ``owner``'s variables exactly ``variables`` (those named like secrets, and those in
+    ``sensitive``, sealed). Returns whether anything changed."""
+    check_marked(variables, sensitive)
+    return _apply(owner, encode_variables(variables, limits), limits, sealer, sensitive,
+                  remove_others=True, deletions=())
 
 
-def merge_variables(owner: Owner, patch: Mapping[str, Any], limits: LimitSettings) -> bool:
+def merge_variables(owner: Owner, patch: Mapping[str, Any], limits: LimitSettings,
+                    sealer: Sealer, sensitive: Collection[str] = ()) -> bool:
     """Set the keys of ``patch``; a key whose value is null is deleted."""
+    check_marked(patch, sensitive)
     deletions = tuple(key for key, value in patch.items() if value is None)
     for key in deletions:
         problem = variable_key_form_problem(key)
         if problem is not None:
             raise invalid({f"variables.{key}": problem})
     updates = encode_variables({k: v for k, v in patch.items() if v is not None}, limits)
-    return _apply(owner, updates, limits, remove_others=False, deletions=deletions)
+    return _apply(owner, updates, limits, sealer, sensitive, remove_others=False,
+                  deletions=deletions)
 
 
-def set_variables(owner: Owner, variables: Mapping[str, Any], limits: LimitSettings) -> bool:
+def set_variables(owner: Owner, variables: Mapping[str, Any], limits: LimitSettings,
+                  sealer: Sealer) -> bool:
     """Set each key of ``variables`` to its value, null included (a value like any other to
     Ansible), keeping the owner's other keys. Returns whether anything changed."""
-    return _apply(owner, encode_variables(variables, limits), limits, remove_others=False,
-                  deletions=())
+    return _apply(owner, encode_variables(variables, limits), limits, sealer, (),
+                  remove_others=False, deletions=())
 
 
 def delete_variable(owner: Owner, key: str) -> None:
@@ -139,7 +200,8 @@ def delete_variable(owner: Owner, key: str) -> None:
     raise NotFound(f"variable {key!r} not set")
 
 
-def _apply(owner: Owner, updates: Encoded, limits: LimitSettings, *, remove_others: bool,
+def _apply(owner: Owner, updates: Encoded, limits: LimitSettings, sealer: Sealer,
+           sensitive: Collection[str], *, remove_others: bool,
            deletions: tuple[str, ...]) -> bool:
     if isinstance(owner, Group | Region) and PRIORITY in updates:
         problem = priority_problem(json.loads(updates[PRIORITY][0]))
@@ -155,13 +217,16 @@ def _apply(owner: Owner, updates: Encoded, limits: LimitSettings, *, remove_othe
     for key in sorted(doomed & set(current)):
         owner.variable_rows.remove(current[key])
         changed = True
-    for key, (text, digest) in updates.items():
+    for key, (text, _) in updates.items():
         row = current.get(key)
+        value_json, digest, sealed = stored_form(key, text, sealer, marked=key in sensitive)
         if row is None:
-            owner.variable_rows.append(row_class(key=key, value_json=text, value_digest=digest))
+            owner.variable_rows.append(row_class(key=key, value_json=value_json,
+                                                 value_digest=digest, sealed=sealed))
             changed = True
-        elif row.value_json != text:
-            row.value_json, row.value_digest = text, digest
+        elif unsealed(row.value_json, row.sealed, sealer) != text \
+                or (row.sealed is None) != (sealed is None):
+            row.value_json, row.value_digest, row.sealed = value_json, digest, sealed
             changed = True
     if changed:
         touch(owner)

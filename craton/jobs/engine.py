@@ -13,6 +13,7 @@ from craton.db.session import Database
 from craton.jobs import store
 from craton.jobs.embedded import EmbeddedEngine
 from craton.jobs.runtime import JobRuntime, register, unregister
+from craton.policy import Policy
 from craton.secrets.backends import SecretBackend
 from craton.sources.fetch import Fetcher
 
@@ -44,8 +45,8 @@ class JobSystem:
     """One process's jobs: the runtime and the engine that runs flows."""
 
     def __init__(self, settings: Settings, db: Database, secrets: SecretBackend,
-                 fetcher: Fetcher) -> None:
-        self.runtime = JobRuntime(settings, db, secrets, fetcher)
+                 fetcher: Fetcher, policy: Policy | None = None) -> None:
+        self.runtime = JobRuntime(settings, db, secrets, fetcher, policy)
         register(self.runtime)
         # Loading TaskFlow's persistence plugin scans entry points (~0.7 s of CPU): at start,
         # not in a user's first request.

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from craton.config import LimitSettings
+from craton.context import Action
 from craton.db import changes
 from craton.db.models import (
     Host,
@@ -27,11 +28,11 @@ from craton.db.models import (
     Region,
 )
 from craton.db.util import chunked
-from craton.inventory.variables import encode_value, too_many_problem
+from craton.inventory.variables import Sealer, encode_value, stored_form, too_many_problem
 from craton.jobs.runner import HostOutcome, RunOutcome
 from craton.jobs.runtime import JobRuntime
 from craton.names import variable_key_problem
-from craton.values import utcnow, value_digest
+from craton.values import utcnow
 
 CANCELLED_BEFORE = "the job was cancelled before this host ran"
 CANCELLED_DURING = "the job was cancelled while this host ran"
@@ -84,6 +85,10 @@ def record_hosts(rt: JobRuntime, job_id: int, hosts: Sequence[str],
                            HostRunStatus.FAILED, message, None)
     reached: list[int] = []
     unreached: list[int] = []
+    audit_refused = None
+    if any(state.audit for state in outcome.hosts.values()) and not rt.job_rights(
+            rt.load_job(job_id)).can(Action.WRITE):
+        audit_refused = f"the job's submitter may not write the inventory ({Action.WRITE.value})"
     with rt.db.transaction() as session:
         rows = {row.host_name: row for chunk in chunked(list(hosts)) for row in session.scalars(
             select(JobHost).where(JobHost.job_id == job_id, JobHost.host_name.in_(chunk)))}
@@ -103,8 +108,10 @@ def record_hosts(rt: JobRuntime, job_id: int, hosts: Sequence[str],
             elif state.contacted:
                 reached.append(row.host_id)
             if state.audit:
-                written, refused = write_audit(session, row.host_id, job_id, state.audit,
-                                               rt.settings.limits)
+                written, refused = ([], dict.fromkeys(sorted(state.audit), audit_refused)) \
+                    if audit_refused else write_audit(session, row.host_id, job_id,
+                                                      state.audit, rt.settings.limits,
+                                                      rt.secrets)
                 rt.emit(job_id, "audit", host, {"variables": written, **(
                     {"refused": refused} if refused else {})})
         for host_ids, values in ((reached, {"reachable": True, "last_seen_at": now}),
@@ -118,7 +125,7 @@ def record_hosts(rt: JobRuntime, job_id: int, hosts: Sequence[str],
 
 
 def write_audit(session: Session, host_id: int, job_id: int, facts: dict[str, Any],
-                limits: LimitSettings) -> tuple[list[str], dict[str, str]]:
+                limits: LimitSettings, sealer: Sealer) -> tuple[list[str], dict[str, str]]:
     """Store ``craton_audit`` facts as the host's variables, marked as written by the job.
     A playbook is tenant code: a fact the API would refuse as a variable (past [limits], or
     one variable too many) is not written, and comes back with the reason instead."""
@@ -137,11 +144,13 @@ def write_audit(session: Session, host_id: int, job_id: int, facts: dict[str, An
             continue
         held.add(key)
         row = session.get(HostVariable, (host_id, key))
+        value_json, digest, sealed = stored_form(key, text, sealer)
         if row is None:
-            session.add(HostVariable(host_id=host_id, key=key, value_json=text,
-                                     value_digest=value_digest(text), job_id=job_id))
+            session.add(HostVariable(host_id=host_id, key=key, value_json=value_json,
+                                     value_digest=digest, sealed=sealed, job_id=job_id))
         else:
-            row.value_json, row.value_digest, row.job_id = text, value_digest(text), job_id
+            row.value_json, row.value_digest, row.sealed, row.job_id = (
+                value_json, digest, sealed, job_id)
         written.append(key)
     if written:
         host = session.get(Host, host_id)

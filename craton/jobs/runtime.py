@@ -22,6 +22,7 @@ from craton.errors import CratonError
 from craton.jobs.events import Event, EventFeed, EventSink, RedisLink
 from craton.jobs.sandbox import Sandbox
 from craton.jobs.streams import EventHub
+from craton.policy import Policy
 from craton.secrets.backends import SecretBackend
 from craton.sources.fetch import Fetcher
 
@@ -32,8 +33,10 @@ CANCEL_CHECK_SECONDS = 1.0
 
 class JobRuntime:
     def __init__(self, settings: Settings, db: Database, secrets: SecretBackend,
-                 fetcher: Fetcher) -> None:
+                 fetcher: Fetcher, policy: Policy | None = None) -> None:
         self.settings = settings
+        self.policy = policy or Policy(settings.policy.file or None)
+        """The rules a job's rights are checked against (its submitter's roles)."""
         self.db = db
         self.secrets = secrets
         self.fetcher = fetcher
@@ -84,6 +87,10 @@ class JobRuntime:
                 raise CratonError(f"job {job_id} no longer exists")
             session.expunge(job)
             return job
+
+    def job_rights(self, job: Job) -> RequestContext:
+        """The context the job acts in: its submitter's roles in the job's tenant."""
+        return job_context(self.job_tenant(job), job, self.policy)
 
     def job_tenant(self, job: Job) -> int:
         """The tenant of the job's region: whose secrets and sources the job may use."""
@@ -159,8 +166,10 @@ def runtime(key: str) -> JobRuntime:
         raise RuntimeError(f"no job runtime for {key!r} in this process") from None
 
 
-def job_context(tenant_id: int, job_id: int) -> RequestContext:
-    """Who a job acts as: its tenant, allowed to read the secrets it needs to reach hosts —
-    which never leave the server (the work directory is private and events are redacted)."""
-    return RequestContext(tenant_id=tenant_id, user=f"job:{job_id}", roles=frozenset({"admin"}),
-                          is_admin=False, request_id=f"job-{job_id}")
+def job_context(tenant_id: int, job: Job, policy: Policy | None = None) -> RequestContext:
+    """Who a job acts as: its submitter's roles inside the job's tenant (never a cloud admin
+    across tenants), as recorded when it was submitted."""
+    roles = frozenset(role for role in job.submitter_roles.split(",") if role)
+    return RequestContext(tenant_id=tenant_id, user=f"job:{job.id} ({job.created_by})",
+                          roles=roles, is_admin=False, request_id=f"job-{job.id}",
+                          policy=policy)

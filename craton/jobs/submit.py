@@ -19,17 +19,23 @@ from sqlalchemy.orm import Session
 from craton.config import LimitSettings, QuotaSettings
 from craton.context import Action, RequestContext
 from craton.db.models import (
+    Group,
+    GroupVariable,
     Host,
     HostRunStatus,
+    HostVariable,
     Job,
     JobHost,
     JobLayout,
     JobStatus,
     Quota,
     Region,
+    RegionVariable,
+    Secret,
 )
 from craton.db.scope import get_scoped
-from craton.errors import invalid
+from craton.db.util import chunked
+from craton.errors import Forbidden, invalid
 from craton.inventory.quotas import check_quota
 from craton.inventory.select import build_filter, check_group_exists, host_conditions
 from craton.inventory.variables import encode_variables
@@ -52,6 +58,12 @@ class JobRequest:
     check: bool = False
     diff: bool = False
     extra_vars: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    omit_secrets: bool = False
+    """Run without the hosts' secrets rather than be refused for want of secrets:use."""
+
+
+MAX_HOSTS_NAMED = 20
+"""Hosts a refusal for want of secrets:use names (then: "and N more")."""
 
 
 def submit_job(session: Session, ctx: RequestContext, request: JobRequest, *, fetcher: Fetcher,
@@ -59,7 +71,7 @@ def submit_job(session: Session, ctx: RequestContext, request: JobRequest, *, fe
                quotas: QuotaSettings) -> Job:
     """Validate, pin and record a job (status pending, every host pending), if the tenant's
     quota of concurrent jobs leaves room for it."""
-    ctx.require(Action.WRITE)
+    ctx.require(Action.SUBMIT_JOBS)
     region = get_scoped(session, ctx, Region, request.region_id)
     if request.layout not in list(JobLayout):
         raise invalid({"layout": f"must be one of {', '.join(JobLayout)}"})
@@ -73,6 +85,8 @@ def submit_job(session: Session, ctx: RequestContext, request: JobRequest, *, fe
                             .order_by(Host.name)).all()
     if not hosts:
         raise invalid({"filters": "select no host in the region"})
+    if not request.omit_secrets and not ctx.can(Action.USE_SECRETS):
+        refuse_secrets(secret_holders(session, region.id, [host_id for host_id, _ in hosts]))
     check_quota(session, region.tenant_id, Quota.CONCURRENT_JOBS, 1, quotas)
     pin = pin_source(fetcher.for_tenant(region.tenant_id), request.source_url,
                      request.source_ref, request.source_path, request.playbook)
@@ -87,6 +101,8 @@ def submit_job(session: Session, ctx: RequestContext, request: JobRequest, *, fe
         plan_json=canonical_json(plan), forks=forks, check_mode=request.check,
         diff_mode=request.diff, extra_vars_json=canonical_json(dict(request.extra_vars)),
         engine=engine, created_by=ctx.user, cancel_requested=False,
+        submitter_roles=",".join(sorted(ctx.roles)),
+        secrets="omitted" if request.omit_secrets else "included",
     )
     session.add(job)
     session.flush()
@@ -96,8 +112,42 @@ def submit_job(session: Session, ctx: RequestContext, request: JobRequest, *, fe
     return job
 
 
+def secret_holders(session: Session, region_id: int, host_ids: list[int]) -> list[str]:
+    """What would put secrets into the job's bundle: the selected hosts that hold a secret or a
+    sensitive variable (by name, sorted), then the region's groups with sensitive variables
+    ("group <name>") and the region itself ("region variables") if its own are."""
+    hosts: set[str] = set()
+    for chunk in chunked(host_ids):
+        hosts.update(session.scalars(select(Host.name).join(Secret, Secret.host_id == Host.id)
+                                     .where(Host.id.in_(chunk)).distinct()))
+        hosts.update(session.scalars(
+            select(Host.name).join(HostVariable, HostVariable.host_id == Host.id)
+            .where(Host.id.in_(chunk), HostVariable.sealed.is_not(None)).distinct()))
+    groups = session.scalars(
+        select(Group.name).join(GroupVariable, GroupVariable.group_id == Group.id)
+        .where(Group.region_id == region_id, GroupVariable.sealed.is_not(None)).distinct())
+    region = session.scalar(select(RegionVariable.key).where(
+        RegionVariable.region_id == region_id, RegionVariable.sealed.is_not(None)).limit(1))
+    return sorted(hosts) + [f"group {name}" for name in sorted(groups)] + (
+        ["region variables"] if region is not None else [])
+
+
+def refuse_secrets(hosts: list[str]) -> None:
+    """A job the submitter may not run with its hosts' secrets: 403 naming what holds them."""
+    if not hosts:
+        return
+    named = ", ".join(hosts[:MAX_HOSTS_NAMED])
+    if len(hosts) > MAX_HOSTS_NAMED:
+        named += f" and {len(hosts) - MAX_HOSTS_NAMED} more"
+    raise Forbidden(
+        f"the caller's roles do not allow {Action.USE_SECRETS.value}, and these hosts of the "
+        f"job hold secrets or sensitive variables: {named}; submit with \"secrets\": "
+        "\"omit\" to run without them",
+        fields={"secrets": f"hosts with secrets: {named}"})
+
+
 def request_cancel(session: Session, ctx: RequestContext, job: Job) -> Job:
-    ctx.require(Action.WRITE)
+    ctx.require(Action.CANCEL_JOBS)
     if not job.status.finished and not job.cancel_requested:
         job.cancel_requested = True
         session.flush()

@@ -26,6 +26,7 @@ from sqlalchemy import select, update
 from taskflow import task
 from taskflow.types.failure import Failure
 
+from craton.context import Action
 from craton.db.models import HostRunStatus, Job, JobHost, JobStatus
 from craton.errors import CratonError
 from craton.files import private_dir
@@ -44,7 +45,7 @@ from craton.jobs.results import (
     skip_hosts,
 )
 from craton.jobs.runner import HostOutcome, RunOutcome, run_playbook
-from craton.jobs.runtime import JobRuntime, job_context, runtime
+from craton.jobs.runtime import JobRuntime, runtime
 from craton.values import utcnow
 
 BUNDLE = "bundle"
@@ -98,8 +99,11 @@ class Materialize(task.Task):
         private_dir(target)
         spec = BundleSpec(region_id=job.region_id, layout="ansible", format="tgz",
                           filter=HostFilter(region_id=job.region_id, ids=host_ids))
-        bundle = prepare_bundle(rt.db, job_context(rt.job_tenant(job), job_id), spec,
-                                rt.fetcher, rt.secrets)
+        rights = rt.job_rights(job)
+        # Checked again now: a policy changed since the job was submitted is the one in force.
+        with_secrets = job.secrets == "included" and rights.can(Action.USE_SECRETS)
+        bundle = prepare_bundle(rt.db, rights, spec, rt.fetcher, rt.secrets,
+                                secrets=with_secrets)
         etag = bundle.etag
         bundle.write_to(target)
         with rt.db.transaction() as session:

@@ -1,20 +1,31 @@
 """Tenant isolation and policy through the API: a caller scoped to one tenant can neither see
-nor touch another tenant's objects on any endpoint, lists and filters show only its own
-objects, roles decide who reads, writes and reveals, and only a cloud admin manages tenants."""
+nor touch another tenant's objects on any endpoint (whatever its role, under noauth role headers
+and with API keys), lists and filters show only its own objects, and every operation answers
+each role as the policy's rules say — walked over every operation the API serves."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import delete
 from werkzeug.routing import IntegerConverter
 
+from craton.api import create_app
 from craton.config import Settings
-from tests.conftest import Client, error_of
+from craton.context import ADMIN, Action, RequestContext
+from craton.db.models import ApiKey
+from craton.db.session import Database
+from craton.identity import apikeys
+from craton.policy import list_rules
+from tests.conftest import Client, error_of, make_settings
 from tests.functional.job_helpers import finished_job
 
 ARGUMENT = re.compile(r"<(?:([^<>:]+):)?([^<>]+)>")
@@ -55,6 +66,10 @@ BODIES: dict[tuple[str, str], Callable[[World], Any]] = {
     ("/v1/references/<int:reference_id>", "PATCH"): lambda w: {"ref": "stable"},
     ("/v1/tenants/<int:tenant_id>/apikeys", "POST"): lambda w: {
         "name": "intruder", "role": "admin"},
+    ("/v1/tenants", "POST"): lambda w: {"name": f"intruder-{next(_worlds)}"},
+    # Selects no host: answered after the permission check (422), starting nothing.
+    ("/v1/jobs", "POST"): lambda w: {"region_id": w["region_id"], "playbook": "craton:ping",
+                                     "filters": {"name": "no-such-host"}},
 }
 
 
@@ -128,23 +143,35 @@ def urls(rule: str, world: World) -> list[str]:
             for combination in itertools.product(*choices)]
 
 
-def id_operations(app: Flask) -> list[tuple[str, str]]:
-    """(rule, method) of every /v1 route with an integer id in its URL. OPTIONS is left out:
-    Flask answers it itself with the same Allow header for any id, without looking anything
-    up."""
+NOT_OPERATIONS = {"/v1/openapi.json"}
+"""Served to anyone, the same for every caller."""
+
+
+def all_operations(app: Flask, *, ids_only: bool = False) -> list[tuple[str, str]]:
+    """(rule, method) of every /v1 route (with ``ids_only``, of those with an integer id in
+    their URL). OPTIONS is left out: Flask answers it itself with the same Allow header for any
+    id, without looking anything up."""
     operations = []
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith("/v1/"):
+        if not rule.rule.startswith("/v1/") or rule.rule in NOT_OPERATIONS:
             continue
-        if not any(isinstance(conv, IntegerConverter) for conv in rule._converters.values()):
+        if ids_only and not any(isinstance(conv, IntegerConverter)
+                                for conv in rule._converters.values()):
             continue
         operations += [(rule.rule, method) for method in sorted(rule.methods - {"OPTIONS"})]
     return operations
 
 
+def id_operations(app: Flask) -> list[tuple[str, str]]:
+    return all_operations(app, ids_only=True)
+
+
+def openapi_path(rule: str) -> str:
+    return ARGUMENT.sub(lambda match: "{" + match.group(2) + "}", rule)
+
+
 def openapi_operation(document: dict[str, Any], rule: str, method: str) -> dict[str, Any]:
-    path = ARGUMENT.sub(lambda match: "{" + match.group(2) + "}", rule)
-    return document["paths"].get(path, {}).get(method.lower(), {})
+    return document["paths"].get(openapi_path(rule), {}).get(method.lower(), {})
 
 
 def queries(document: dict[str, Any], rule: str, method: str) -> list[str]:
@@ -162,15 +189,22 @@ def body_of(document: dict[str, Any], rule: str, method: str, world: World) -> A
     return BODIES[(rule, method)](world)
 
 
+def _unused(value: Any) -> Any:
+    """``value`` without API keys' ``last_used_at``, which using a key moves on."""
+    if isinstance(value, dict):
+        return {k: _unused(v) for k, v in value.items() if k != "last_used_at"}
+    return [_unused(v) for v in value] if isinstance(value, list) else value
+
+
 def snapshot(client: Client, app: Flask, world: World) -> dict[str, Any]:
-    """Everything a cloud admin can read about ``world``: every GET on its ids, and the secret's
-    content."""
+    """Everything a cloud admin can read about ``world``: every GET on its ids (but when its
+    API keys were last used), and the secret's content."""
     seen: dict[str, Any] = {}
     for rule, method in id_operations(app):
         if method == "GET":
             for url in urls(rule, world):
                 response = client.get(url)
-                seen[url] = (response.status_code, response.get_json(silent=True))
+                seen[url] = (response.status_code, _unused(response.get_json(silent=True)))
     reveal = client.post(f"/v1/secrets/{world['secret_id']}/reveal")
     seen["reveal"] = (reveal.status_code, reveal.get_json())
     return seen
@@ -188,39 +222,54 @@ def test_every_id_endpoint_is_checked(app: Flask) -> None:
 
 
 def test_body_table_covers_every_operation(client: Client, app: Flask) -> None:
-    """Every /v1 operation on an id that takes a JSON body has a valid body in BODIES (and no
-    entry is left over from a removed endpoint)."""
+    """Every /v1 operation that takes a JSON body has a valid body in BODIES (and no entry is
+    left over from a removed endpoint)."""
     document = client.get("/v1/openapi.json").get_json()
-    with_body = {(rule, method) for rule, method in id_operations(app)
+    with_body = {(rule, method) for rule, method in all_operations(app)
                  if "requestBody" in openapi_operation(document, rule, method)}
     assert with_body, "the OpenAPI document lists no request bodies"
     assert sorted(with_body - set(BODIES)) == []
     assert sorted(set(BODIES) - with_body) == []
 
 
-def test_other_tenants_objects_answer_404_on_every_endpoint(
-        client: Client, app: Flask, make_world: MakeWorld) -> None:
-    """A caller scoped to tenant B — even with the admin role — gets 404 from every method of
-    every endpoint on tenant A's ids, learns none of A's names, and changes nothing of A's."""
-    a, b = make_world("alpha"), make_world("beta")
+@pytest.mark.parametrize(("access", "role"), [
+    ("noauth", "admin"), ("noauth", "reader"), ("noauth", "auditor"),
+    ("apikey", "admin"), ("apikey", "reader")], indirect=["access"])
+def test_other_tenants_objects_answer_as_missing_ids_on_every_endpoint(
+        access: Access, role: str) -> None:
+    """A caller with any role of tenant B, under noauth or with an API key, gets from every
+    method of every endpoint on tenant A's ids exactly the status it gets on ids that do not
+    exist (404 for any role that may read), learns none of A's names, and changes nothing of
+    A's: 0 leaks."""
+    client, app = access.admin, access.app
+    a, b = access.make_world("alpha"), access.make_world("beta")
+    caller = access.as_role(b["tenant_id"], role)
+    missing = {key: value + 1_000_000 if key.endswith("_id") else value
+               for key, value in a.items()}
     document = client.get("/v1/openapi.json").get_json()
     before = snapshot(client, app, a), snapshot(client, app, b)
 
-    answers = {}
+    leaks, statuses = {}, set()
     # Deletes last, innermost first, so one leak cannot hide others behind a 404.
     operations = sorted(id_operations(app), key=lambda op: (op[1] == "DELETE", -len(op[0])))
     for rule, method in operations:
         body = body_of(document, rule, method, a)
-        for url in urls(rule, a):
+        for url, absent in zip(urls(rule, a), urls(rule, missing), strict=True):
             for query in queries(document, rule, method):
-                response = client.request(method, url + query, body, tenant=b["tenant_id"],
-                                          roles="admin")
-                answers[(method, url + query)] = response.status_code
+                response = caller.request(method, url + query, body)
+                control = caller.request(method, absent + query, body)
+                statuses.add(response.status_code)
+                if response.status_code != control.status_code:
+                    leaks[(method, url + query)] = (response.status_code, control.status_code)
                 if method != "HEAD" and response.status_code == 404:
                     error_of(response)
                     text = response.get_data(as_text=True)
                     assert not [name for name in a["names"].values() if name in text], (url, text)
-    assert {op: status for op, status in answers.items() if status != 404} == {}
+    assert leaks == {}
+    # A tenant admin may do everything there but manage tenants, so all it meets is 404s; a
+    # role without some permission may be refused before the lookup, as for a missing id.
+    if role == "admin":
+        assert statuses == {404}
 
     assert (snapshot(client, app, a), snapshot(client, app, b)) == before
 
@@ -375,6 +424,153 @@ def test_group_filter_does_not_reveal_other_tenants_group_names(
 
 
 # --- Policy ------------------------------------------------------------------------------------
+
+CONDITIONAL = {Action.USE_SECRETS.value}
+"""Rules an operation checks only in some cases (secrets:use: when a job's hosts hold
+secrets); tested on their own (tests/functional/test_job_rights.py)."""
+
+
+def documented_rules() -> dict[tuple[str, str], set[str]]:
+    """(method, OpenAPI path) → the rules the policy documents as deciding it."""
+    found: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for rule in list_rules():
+        for operation in getattr(rule, "operations", None) or ():
+            if rule.name not in CONDITIONAL:
+                found[(operation["method"], operation["path"])].add(rule.name)
+    return found
+
+
+def permission_of(rule: str, method: str) -> str:
+    [permission] = documented_rules()[("GET" if method == "HEAD" else method, openapi_path(rule))]
+    return permission
+
+
+def test_every_operation_is_documented_by_one_rule(app: Flask) -> None:
+    """The policy's documentation (the operations listed in etc/policy.yaml.sample) names one
+    rule for each operation the API serves, and no operation the API does not serve."""
+    served = {("GET" if method == "HEAD" else method, openapi_path(rule))
+              for rule, method in all_operations(app)}
+    documented = documented_rules()
+    assert sorted(served - set(documented)) == []
+    assert sorted(set(documented) - served) == []
+    assert {op: rules for op, rules in documented.items() if len(rules) != 1} == {}
+
+
+class ActingClient(Client):
+    """A client whose every request carries one caller's credentials: noauth's tenant and role
+    headers, or an API key."""
+
+    def __init__(self, base: Client, *, tenant: int | None = None, roles: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(base.http)
+        self.tenant, self.roles, self.headers = tenant, roles, headers or {}
+
+    def request(self, method: str, url: str, json: Any = None, *, tenant: int | None = None,
+                roles: str | None = None, headers: dict[str, str] | None = None,
+                **kwargs: Any) -> Any:
+        return super().request(method, url, json,
+                               tenant=self.tenant if tenant is None else tenant,
+                               roles=self.roles if roles is None else roles,
+                               headers={**self.headers, **(headers or {})}, **kwargs)
+
+
+@dataclasses.dataclass
+class Access:
+    """How callers are made under one auth strategy: a cloud admin, and a caller with one role
+    in a tenant."""
+
+    strategy: str
+    app: Flask
+    admin: Client
+    as_role: Callable[[int, str], Client]
+    make_world: MakeWorld
+
+
+def _reference_maker(settings: Settings) -> Callable[[int], str]:
+    def reference_url(tenant_id: int) -> str:
+        sources = settings.data_dir / "sources" / str(tenant_id)
+        sources.mkdir(parents=True, exist_ok=True)
+        (sources / "common.yml").write_text("ntp_server: 10.0.0.1\n")
+        return f"file://{(sources / 'common.yml').resolve()}"
+
+    return reference_url
+
+
+@pytest.fixture(params=["noauth", "apikey"])
+def access(request: pytest.FixtureRequest, tmp_path: Path,
+           database: Database) -> Iterator[Access]:
+    """Callers under noauth (X-Craton-Tenant and X-Craton-Roles) or with API keys (a
+    cloud-admin key made as craton-manage makes it; tenant keys made through the API)."""
+    settings = make_settings(tmp_path, auth_strategy=request.param)
+    app = create_app(settings, database=database)
+    base = Client(app.test_client())
+    if request.param == "noauth":
+        admin = base
+
+        def as_role(tenant_id: int, role: str) -> Client:
+            return ActingClient(base, tenant=tenant_id, roles=role)
+    else:
+        with database.transaction() as session:
+            _, root = apikeys.create_key(
+                session, ADMIN, apikeys.read_or_create_hash_key(settings.apikey_hash_key_file),
+                tenant_id=None, name="walk", role="admin")
+        admin = ActingClient(base, headers={"Authorization": f"Bearer {root}"})
+
+        def as_role(tenant_id: int, role: str) -> Client:
+            made = admin.create(f"/v1/tenants/{tenant_id}/apikeys",
+                                {"name": f"walk-{role}", "role": role})
+            return ActingClient(base, headers={"Authorization": f"Bearer {made['key']}"})
+    reference_url = _reference_maker(settings)
+    yield Access(strategy=request.param, app=app, admin=admin, as_role=as_role,
+                 make_world=lambda label: build_world(admin, label, reference_url))
+    app.extensions["craton"].close()
+    with database.transaction() as session:
+        session.execute(delete(ApiKey))  # cloud-admin keys have no tenant to cascade from
+
+
+ROLES = {"noauth": ["reader", "secret-reader", "member", "admin", "auditor", ""],
+         "apikey": ["reader", "member", "admin"]}
+"""The roles walked: every role an API key can have; under noauth also secret-reader, a role
+Craton does not know (auditor) and none."""
+
+
+def test_every_operation_answers_each_role_as_the_policy_says(access: Access) -> None:
+    """Each role of a tenant, on its own tenant's objects, walks every operation the API
+    serves: an operation is refused (403 naming its permission, or inventory:read, which every
+    other permission needs) exactly when the policy's rule does not allow the role — 0
+    unexpected allows, 0 unexpected denies. Deletes come last, innermost first, so an allowed
+    delete hides nothing behind a 404."""
+    strategy = access.strategy
+    document = access.admin.get("/v1/openapi.json").get_json()
+    operations = sorted(all_operations(access.app),
+                        key=lambda op: (op[1] == "DELETE", -len(op[0]), op))
+    unexpected: dict[tuple[str, str, str], tuple[int, str, str]] = {}
+    walked = 0
+    for role in ROLES[strategy]:
+        world = access.make_world(f"walk-{role or 'none'}")
+        caller = access.as_role(world["tenant_id"], role)
+        ruled = RequestContext(tenant_id=world["tenant_id"],
+                               roles=frozenset(filter(None, role.split(","))))
+        for rule, method in operations:
+            permission = permission_of(rule, method)
+            expected = "allowed" if ruled.can(Action(permission)) else "denied"
+            # Every permission needs inventory:read too: a caller without it may be told so.
+            named = [permission] + ([] if ruled.can(Action.READ) else [Action.READ.value])
+            body = body_of(document, rule, method, world)
+            for url in urls(rule, world):
+                for query in queries(document, rule, method):
+                    response = caller.request(method, url + query, body)
+                    walked += 1
+                    outcome = "denied" if response.status_code == 403 else "allowed"
+                    if outcome == "denied" and method != "HEAD" and not any(
+                            name in error_of(response)["message"] for name in named):
+                        outcome = f"denied without naming {' or '.join(named)}"
+                    if outcome != expected or response.status_code in (401, 500):
+                        unexpected[(role, method, url + query)] = (
+                            response.status_code, permission, expected)
+    assert unexpected == {}
+    assert walked > 100 * len(ROLES[strategy])
+
 
 
 def test_tenant_management_needs_a_cloud_admin(client: Client, make_world: MakeWorld) -> None:

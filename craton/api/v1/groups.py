@@ -71,7 +71,7 @@ class RegionGroups(MethodView):
         """Create a group, with its subgroups, parents, dependencies and hosts named inline"""
         region = get_scoped(db_session(), context(), Region, region_id)
         group = groups.create_group(db_session(), context(), region, data,
-                                    limits=services().settings.limits,
+                                    limits=services().settings.limits, sealer=services().secrets,
                                     quotas=services().settings.quotas)
         return with_etag(group, 201, Location=f"/v1/groups/{group.id}")
 
@@ -91,7 +91,8 @@ class GroupItem(MethodView):
         group = _group(group_id)
         check_if_match(group)
         return with_etag(groups.update_group(db_session(), context(), group, data,
-                                             limits=services().settings.limits))
+                                             limits=services().settings.limits,
+                                             sealer=services().secrets))
 
     @blp.response(204)
     def delete(self, group_id: int) -> None:

@@ -90,11 +90,13 @@ class RegionHosts(MethodView):
                 raise TooLarge(f"request body {reason}", fields={"body": reason})
             items = load(schemas.HostCreateSchema(many=True), body)
             created = hosts.create_hosts(db_session(), context(), region, items, numbered=True,
-                                         limits=settings.limits, quotas=settings.quotas)
+                                         limits=settings.limits, quotas=settings.quotas,
+                                         sealer=services().secrets)
             return schemas.HostList().dump({"items": created, "next": None}), 201
         item = load(schemas.HostCreateSchema(), body)
         (host,) = hosts.create_hosts(db_session(), context(), region, [item], numbered=False,
-                                     limits=settings.limits, quotas=settings.quotas)
+                                     limits=settings.limits, quotas=settings.quotas,
+                                         sealer=services().secrets)
         return schemas.HostSchema().dump(host), 201, {
             "ETag": f'"{host.version}"', "Location": f"/v1/hosts/{host.id}"}
 
@@ -114,7 +116,8 @@ class HostItem(MethodView):
         host = get_scoped(db_session(), context(), Host, host_id, hosts.HOST_LOADERS)
         check_if_match(host)
         return with_etag(hosts.update_host(db_session(), context(), host, data,
-                                            limits=services().settings.limits))
+                                            limits=services().settings.limits,
+                                             sealer=services().secrets))
 
     @blp.response(204)
     def delete(self, host_id: int) -> None:

@@ -59,7 +59,10 @@ class Jobs(MethodView):
 
     @blp.arguments(schemas.JobCreateSchema)
     @blp.response(202, schemas.JobSchema)
-    @blp.doc(responses={"429": schemas.error_response(
+    @blp.doc(responses={"403": schemas.error_response(
+        "The caller may not submit jobs (jobs:submit), or may not use the secrets the "
+        "selected hosts hold (secrets:use; the message names the hosts): ask for "
+        '"secrets": "omit" to run without them.'), "429": schemas.error_response(
         "As many of the tenant's jobs are pending or running as its concurrent_jobs quota "
         "allows.", **{"Retry-After": "Seconds to wait before trying again."})})
     def post(self, data: dict[str, Any]) -> Any:
@@ -73,7 +76,8 @@ class Jobs(MethodView):
                        filters=data["filters"], source_url=source.get("url"),
                        source_ref=source.get("ref"), source_path=source.get("path"),
                        layout=data["layout"], forks=data.get("forks"), check=data["check"],
-                       diff=data["diff"], extra_vars=data["extra_vars"]),
+                       diff=data["diff"], extra_vars=data["extra_vars"],
+                       omit_secrets=data["secrets"] == "omit"),
             fetcher=shared.fetcher, engine=settings.engine,
             default_forks=settings.default_forks, max_forks=settings.max_forks,
             limits=shared.settings.limits, quotas=shared.settings.quotas)

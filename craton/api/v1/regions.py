@@ -64,7 +64,8 @@ class TenantRegions(MethodView):
     def post(self, data: dict[str, Any], tenant_id: int) -> Any:
         """Create a region in a tenant"""
         region = tenancy.create_region(db_session(), context(), tenant_id, data,
-                                       limits=services().settings.limits)
+                                       limits=services().settings.limits,
+                                             sealer=services().secrets)
         return with_etag(region, 201, Location=f"/v1/regions/{region.id}")
 
 
@@ -83,7 +84,8 @@ class RegionItem(MethodView):
         region = get_scoped(db_session(), context(), Region, region_id, LOADERS)
         check_if_match(region)
         return with_etag(tenancy.update_region(db_session(), context(), region, data,
-                                                   limits=services().settings.limits))
+                                                   limits=services().settings.limits,
+                                             sealer=services().secrets))
 
     @blp.arguments(schemas.DeleteArgs, location="query")
     @blp.response(204)
@@ -111,7 +113,7 @@ class RegionImport(MethodView):
         settings = services().settings
         plan = importer.import_inventory(db_session(), context(), region, parsed,
                                          dry_run=args["dry_run"], limits=settings.limits,
-                                         quotas=settings.quotas)
+                                         quotas=settings.quotas, sealer=services().secrets)
         return plan.as_dict()
 
 

@@ -437,6 +437,12 @@ class JobCreateSchema(Schema):
     check = fields.Boolean(load_default=False)
     diff = fields.Boolean(load_default=False)
     extra_vars = Variables(load_default=dict)
+    secrets = fields.String(
+        load_default="include", validate=validate.OneOf(["include", "omit"]), metadata={
+            "description": "include (default): the bundle holds the hosts' secrets and "
+                           "sensitive variables, which needs secrets:use — without it the "
+                           "job is refused (403) naming the hosts that hold some; omit: the "
+                           "job runs without them."})
 
 
 class JobSourceShown(Schema):
@@ -465,6 +471,9 @@ class JobSchema(Schema):
     bundle_etag = fields.String(allow_none=True, attribute="job.bundle_etag")
     engine = fields.String(attribute="job.engine")
     created_by = fields.String(attribute="job.created_by")
+    secrets = fields.String(attribute="job.secrets", metadata={
+        "description": "included or omitted: whether the job's bundle holds its hosts' "
+                       "secrets and sensitive variables."})
     cancel_requested = fields.Boolean(attribute="job.cancel_requested")
     message = fields.String(allow_none=True, attribute="job.message")
     hosts = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
@@ -562,7 +571,16 @@ class HostStatusSchema(Schema):
 # --- Variables ---------------------------------------------------------------------------------
 
 class VariablesSchema(Schema):
-    variables = Variables(required=True)
+    variables = Variables(required=True, metadata={
+        "description": "A sensitive variable's value (one named like a password, token or "
+                       "secret, or marked sensitive) shows as \"<hidden>\" unless the caller "
+                       "may reveal secrets (secrets:reveal)."})
+    sensitive = fields.List(
+        fields.String(), load_only=True, load_default=list, metadata={
+            "description": "Keys of this request to store as sensitive (encrypted, shown as "
+                           "\"<hidden>\" to who may not reveal secrets) although their names "
+                           "do not say so. A key written again without it is plain again "
+                           "(unless its name makes it sensitive)."})
     provenance = fields.Dict(keys=fields.String(), values=fields.Dict(), dump_only=True,
                              metadata={"description": "With resolved=true: for each key, the "
                                        "region, group, reference, host or secret that set it."})

@@ -20,7 +20,18 @@ from craton.db.models import Host
 from craton.db.scope import get_scoped, noun
 from craton.errors import invalid
 from craton.inventory.snapshot import resolve_host_variables
-from craton.inventory.variables import delete_variable, merge_variables, replace_variables
+from craton.inventory.variables import (
+    Sealer,
+    delete_variable,
+    merge_variables,
+    replace_variables,
+    shown_variables,
+)
+
+
+def revealing() -> Sealer | None:
+    """The secrets backend when the caller may see sensitive values, else None."""
+    return services().secrets if context().can(Action.REVEAL_SECRETS) else None
 
 
 def register_variables(blp: Blueprint, model: type, collection: str, id_arg: str) -> None:
@@ -33,7 +44,8 @@ def register_variables(blp: Blueprint, model: type, collection: str, id_arg: str
 
     def shown(obj: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
         db_session().flush()
-        return {"variables": obj.variables}, 200, {"ETag": f'"{obj.version}"'}
+        return ({"variables": shown_variables(obj, revealing())}, 200,
+                {"ETag": f'"{obj.version}"', "Vary": "Authorization, X-Craton-Roles"})
 
     class Variables(MethodView):
         @blp.arguments(schemas.ResolvedArgs, location="query")
@@ -45,7 +57,8 @@ def register_variables(blp: Blueprint, model: type, collection: str, id_arg: str
                     raise invalid({"resolved": "only hosts have resolved variables"})
                 result = resolve_host_variables(db_session(), context(), obj,
                                                 services().fetcher,
-                                                full=args["provenance"] == "full")
+                                                full=args["provenance"] == "full",
+                                                sealer=revealing())
                 return {"variables": result.variables, "provenance": result.provenance}
             return not_modified(obj) or shown(obj)
 
@@ -55,7 +68,8 @@ def register_variables(blp: Blueprint, model: type, collection: str, id_arg: str
             context().require(Action.WRITE)
             obj = owner(ids[id_arg])
             check_if_match(obj)
-            replace_variables(obj, data["variables"], services().settings.limits)
+            replace_variables(obj, data["variables"], services().settings.limits,
+                              services().secrets, data["sensitive"])
             return shown(obj)
 
         @blp.arguments(schemas.VariablesSchema)
@@ -64,7 +78,8 @@ def register_variables(blp: Blueprint, model: type, collection: str, id_arg: str
             context().require(Action.WRITE)
             obj = owner(ids[id_arg])
             check_if_match(obj)
-            merge_variables(obj, data["variables"], services().settings.limits)
+            merge_variables(obj, data["variables"], services().settings.limits,
+                            services().secrets, data["sensitive"])
             return shown(obj)
 
     Variables.get.__doc__ = f"Show a {what}'s variables"
