@@ -10,6 +10,7 @@ must also be one safe path part. Region, secret and reference names are Craton's
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import re
 import unicodedata
@@ -295,6 +296,22 @@ def tagged_key_problem(value: Any) -> str | None:
             stack.extend((f"{path}.{index}" if path else str(index), child)
                          for index, child in enumerate(item))
     return None
+
+
+HIDDEN = "<hidden>"
+"""What a sensitive value is shown as wherever it may not be seen."""
+SENSITIVE_NAMES = ("*password", "*passwd", "pass", "*_pass", "passphrase", "*_passphrase",
+                   "token", "*_token", "secret", "*_secret", "access_key", "*_access_key",
+                   "api_key", "*_api_key", "apikey", "*_apikey", "private_key", "*_private_key")
+"""Variable keys sensitive whatever they are written with (compared in lower case): Ansible's
+own (ansible_password, ansible_become_password, ansible_ssh_pass, ansible_become_pass) and the
+usual names of passwords, tokens, secrets and keys. Sensitive values are stored sealed
+(craton.inventory.variables) and never held by a change record (craton.db.changes)."""
+
+
+def is_sensitive_name(key: str) -> bool:
+    lowered = key.lower()
+    return any(fnmatch.fnmatchcase(lowered, pattern) for pattern in SENSITIVE_NAMES)
 
 
 def ssh_user_problem(user: object) -> str | None:

@@ -25,8 +25,8 @@ transaction rolled back writes nothing. Writes through a bare Core connection ar
 nothing writes what is recorded that way.
 
 Never recorded: a secret's content (shown as ``"<hidden>"`` when it changed), an API key's
-digest, and the value of a variable whose key looks sensitive (``SENSITIVE_KEY``: passwords,
-tokens, …), at any depth of a value.
+digest, and the value of a variable whose key looks sensitive (``craton.names.SENSITIVE_NAMES``:
+passwords, tokens, …), at any depth of a value.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ import dataclasses
 import datetime as dt
 import enum
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -61,17 +60,11 @@ from craton.db.models import (
     TenantQuota,
 )
 from craton.db.util import chunked
+from craton.names import HIDDEN, is_sensitive_name
 from craton.values import canonical_json, iso_utc, utcnow
 
 if TYPE_CHECKING:
     from craton.db.session import Database
-
-HIDDEN = "<hidden>"
-SENSITIVE_KEY = re.compile(
-    r"(?:^|_)(?:password|passwd|pass|passphrase|token|secret|secret_access_key|access_key|"
-    r"api_?key|private_key)$", re.IGNORECASE)
-"""Variable keys whose values a record never holds (``ansible_become_password``,
-``ansible_ssh_pass``, ``vault_token``, ``api_key``, …), wherever they appear in a value."""
 
 REQUEST_ID_LENGTH = 128
 REASON_LENGTH = 500
@@ -191,14 +184,10 @@ WATCHED_TABLES = frozenset({*BY_TABLE, *VARIABLE_TABLES, *LINK_TABLES,
 (ORM writes); the engine's own updates and pruning are not changes anyone made."""
 
 
-def sensitive(key: str) -> bool:
-    return bool(SENSITIVE_KEY.search(key))
-
-
 def masked(key: str, value: Any) -> Any:
     """``value`` of variable ``key`` as a record may hold it: sensitive keys' values hidden,
     at every depth."""
-    if sensitive(key):
+    if is_sensitive_name(key):
         return HIDDEN
     if isinstance(value, Mapping):
         return {k: masked(k, v) for k, v in value.items()}

@@ -4,7 +4,6 @@ delete keys. A change bumps the owner's version, which is the ETag of its variab
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import json
 import re
 import sys
@@ -18,21 +17,20 @@ from craton.config import LimitSettings
 from craton.db.models import VARIABLE_MODELS, Group, Host, Region
 from craton.errors import NotFound, invalid
 from craton.inventory.resolve import PRIORITY
-from craton.names import tagged_key_problem, variable_key_form_problem, variable_key_problem
+from craton.names import (
+    HIDDEN,
+    is_sensitive_name,
+    tagged_key_problem,
+    variable_key_form_problem,
+    variable_key_problem,
+)
 from craton.values import canonical_json, utcnow, value_digest
 
 Owner = Region | Group | Host
 Encoded = dict[str, tuple[str, str]]
 """key → (canonical JSON, digest)"""
 
-HIDDEN = "<hidden>"
-"""What a sensitive variable's value is shown as to whoever may not reveal secrets."""
 HIDDEN_JSON = canonical_json(HIDDEN)
-SENSITIVE_NAMES = ("*password", "*passwd", "*_pass", "*_token", "token", "*_secret", "secret",
-                   "*_passphrase")
-"""Keys sensitive whatever they are written with (compared in lower case): Ansible's own
-(ansible_password, ansible_become_password, ansible_ssh_pass, ansible_become_pass) and the
-usual names of passwords, tokens and secrets."""
 
 
 class Sealer(Protocol):
@@ -41,11 +39,6 @@ class Sealer(Protocol):
     def seal(self, plaintext: bytes) -> bytes: ...
 
     def open(self, sealed: bytes) -> bytes: ...
-
-
-def is_sensitive_name(key: str) -> bool:
-    lowered = key.lower()
-    return any(fnmatch.fnmatchcase(lowered, pattern) for pattern in SENSITIVE_NAMES)
 
 
 def stored_form(key: str, text: str, sealer: Sealer, *, marked: bool = False

@@ -18,6 +18,7 @@ from craton.names import (
     fqdn_problem,
     group_name_problem,
     host_name_problem,
+    is_sensitive_name,
     normalize_ip,
     slug_problem,
     ssh_user_problem,
@@ -343,3 +344,19 @@ def test_check_raises_the_one_field_422() -> None:
     assert caught.value.status == 422
     assert set(caught.value.fields) == {"hosts.3.name"}
     assert caught.value.message.startswith("hosts.3.name: ")
+
+
+@pytest.mark.parametrize("key", [
+    "ansible_password", "ansible_become_password", "ansible_ssh_pass", "ansible_become_pass",
+    "DB_PASSWORD", "mysql_passwd", "pass", "ssl_passphrase", "vault_token", "token", "secret",
+    "aws_secret_access_key", "access_key", "api_key", "grafana_apikey", "tls_private_key"])
+def test_keys_named_like_secrets_are_sensitive(key: str) -> None:
+    """One rule decides which keys are sealed in storage and hidden in change records."""
+    assert is_sensitive_name(key)
+
+
+@pytest.mark.parametrize("key", [
+    "ansible_ssh_private_key_file", "passenger", "tokens_total", "secretary", "bypass",
+    "ansible_user", "password_policy", "api_keys_enabled"])
+def test_keys_that_only_contain_such_words_are_not(key: str) -> None:
+    assert not is_sensitive_name(key)
