@@ -1,0 +1,78 @@
+"""Fixtures for the craton.fleet inventory plugin: the collection built and installed from
+its tarball, a real craton-api (noauth, as scripts/run serves it) and Ansible's commands run
+against it with that collection."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.ansible_collection import BIN, PLUGIN, ansible_environment, build_and_install
+from tests.integration.test_server import Server, craton_environment, running_api
+
+
+@pytest.fixture(scope="session")
+def collections(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_and_install(tmp_path_factory.mktemp("collection"))
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """craton-api under noauth (every caller is cloud admin, so bundles hold secrets)."""
+    home = tmp_path_factory.mktemp("craton-api")
+    env = craton_environment(home)
+    subprocess.run([str(BIN / "craton-manage"), "db", "upgrade"], env=env, check=True,
+                   capture_output=True, timeout=120)
+    with running_api(env, home) as server:
+        yield server
+
+
+@dataclasses.dataclass
+class Ansible:
+    """Ansible's commands with the installed collection, in a home of their own."""
+
+    env: dict[str, str]
+
+    def run(self, command: str, *args: str | Path, env: dict[str, str] | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([str(BIN / command), *map(str, args)], capture_output=True,
+                              text=True, env={**self.env, **(env or {})}, timeout=300)
+        if check:
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return done
+
+    def inventory(self, source: Path, **env: str) -> str:
+        """What ``ansible-inventory -i SOURCE --list`` prints."""
+        return self.run("ansible-inventory", "-i", source, "--list", env=env).stdout
+
+
+@pytest.fixture(scope="module")
+def ansible(collections: Path, tmp_path_factory: pytest.TempPathFactory) -> Ansible:
+    return Ansible(ansible_environment(collections, tmp_path_factory.mktemp("ansible-home")))
+
+
+def write_config(path: Path, server: Server | None, region: int, **options: Any) -> Path:
+    """A craton.yml for ``region`` of ``server`` (its URL left to CRATON_URL when None)."""
+    config: dict[str, Any] = {"plugin": PLUGIN, "region": region, **options}
+    if server is not None:
+        config["url"] = f"http://127.0.0.1:{server.port}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+def bundle_requests(server: Server, region: int) -> list[tuple[str, int]]:
+    """(query, status) of each request for ``region``'s bundle the plugin made, from the
+    server's access log."""
+    found = []
+    for line in server.log.read_text(errors="replace").splitlines():
+        if f"GET /v1/inventory/{region}.tgz?" in line and line.endswith('"craton.fleet"'):
+            request, _, rest = line.partition(" HTTP/1.1\" ")
+            found.append((request.rpartition("?")[2], int(rest.split()[0])))
+    return found
