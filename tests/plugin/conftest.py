@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.ansible_collection import BIN, PLUGIN, ansible_environment, build_and_install
+from tests.fidelity import Lister
 from tests.integration.test_server import Server, craton_environment, running_api
 
 
@@ -22,7 +23,7 @@ def collections(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_and_install(tmp_path_factory.mktemp("collection"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """craton-api under noauth (every caller is cloud admin, so bundles hold secrets)."""
     home = tmp_path_factory.mktemp("craton-api")
@@ -31,6 +32,39 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                    capture_output=True, timeout=120)
     with running_api(env, home) as server:
         yield server
+
+
+class HttpResponse:
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status_code = status
+        self.body = body
+
+    def get_json(self) -> Any:
+        return json.loads(self.body)
+
+    def get_data(self) -> bytes:
+        return self.body
+
+
+class HttpClient:
+    """What tests.fidelity asks of its client (``create``, ``post``, ``get``), over real HTTP
+    to craton-api rather than through the WSGI app."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def get(self, url: str) -> HttpResponse:
+        reply = self.server.call("GET", url)
+        return HttpResponse(reply.status, reply.body)
+
+    def post(self, url: str, json: Any = None) -> HttpResponse:
+        reply = self.server.call("POST", url, json)
+        return HttpResponse(reply.status, reply.body)
+
+    def create(self, url: str, json: Any) -> dict[str, Any]:
+        response = self.post(url, json)
+        assert response.status_code == 201, (response.status_code, response.body[:500])
+        return response.get_json()
 
 
 @dataclasses.dataclass
@@ -52,9 +86,20 @@ class Ansible:
         return self.run("ansible-inventory", "-i", source, "--list", env=env).stdout
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ansible(collections: Path, tmp_path_factory: pytest.TempPathFactory) -> Ansible:
     return Ansible(ansible_environment(collections, tmp_path_factory.mktemp("ansible-home")))
+
+
+@pytest.fixture(scope="session")
+def listers(ansible: Ansible, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Lister]]:
+    """Two ansible-inventory helpers (tests/ansible_lister.py) that see the collection: one
+    lists the plugin's sources while the other lists the bundles."""
+    logs = tmp_path_factory.mktemp("lister")
+    helpers = [Lister(logs / f"ansible-{index}.log", env=ansible.env) for index in range(2)]
+    yield helpers
+    for helper in helpers:
+        helper.close()
 
 
 def write_config(path: Path, server: Server | None, region: int, **options: Any) -> Path:

@@ -7,66 +7,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from tests.fidelity import Built, Lister, build, fleet_of
 from tests.integration.test_server import Server
-from tests.plugin.conftest import Ansible, write_config
+from tests.plugin.conftest import Ansible, HttpClient, write_config
 
-FLEETS = int(os.environ.get("CRATON_PLUGIN_FLEETS", "24"))
+FLEETS = int(os.environ.get("CRATON_PLUGIN_FLEETS", "16"))
 SEED = 13
 REAL_COMMAND = 2
 """Fleets whose plugin listing also comes from the real ansible-inventory command (the
 helper is checked against the command in tests/integration/test_fidelity.py; this checks it
 for the plugin too)."""
-
-
-class HttpResponse:
-    def __init__(self, status: int, body: bytes) -> None:
-        self.status_code = status
-        self.body = body
-
-    def get_json(self) -> Any:
-        return json.loads(self.body)
-
-    def get_data(self) -> bytes:
-        return self.body
-
-
-class HttpClient:
-    """What tests.fidelity asks of its client (``create``, ``post``, ``get``), over real HTTP
-    to craton-api rather than through the WSGI app."""
-
-    def __init__(self, server: Server) -> None:
-        self.server = server
-
-    def get(self, url: str) -> HttpResponse:
-        reply = self.server.call("GET", url)
-        return HttpResponse(reply.status, reply.body)
-
-    def post(self, url: str, json: Any = None) -> HttpResponse:
-        reply = self.server.call("POST", url, json)
-        return HttpResponse(reply.status, reply.body)
-
-    def create(self, url: str, json: Any) -> dict[str, Any]:
-        response = self.post(url, json)
-        assert response.status_code == 201, (response.status_code, response.body[:500])
-        return response.get_json()
-
-
-@pytest.fixture(scope="module")
-def listers(ansible: Ansible, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Lister]]:
-    """Two ansible-inventory helpers (tests/ansible_lister.py) that see the collection: one
-    lists the plugin's sources while the other lists the bundles."""
-    logs = tmp_path_factory.mktemp("lister")
-    helpers = [Lister(logs / f"ansible-{index}.log", env=ansible.env) for index in range(2)]
-    yield helpers
-    for helper in helpers:
-        helper.close()
 
 
 def test_random_fleets_list_as_their_bundles(api: Server, ansible: Ansible,
