@@ -252,9 +252,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         would warn of every key Ansible finds odd (Craton keeps ``a.b`` and the like, as vars
         files may), make a group's ``ansible_group_priority`` its priority rather than the
         ordinary variable it is in a vars file, and cost four times as much."""
+        added: dict[str, None] = {}
         for name, body in data["tree"].items():
-            self._add_group(name, body)
+            self._add_group(name, body, added)
         groups, hosts = self.inventory.groups, self.inventory.hosts
+        unknown = [name for name in data["group_vars"] if name not in groups] + \
+            [name for name in data["host_vars"] if name not in added]
+        if unknown:
+            raise AnsibleError(f"craton: the bundle has variables of {unknown[:5]}, which its "
+                               f"hosts.yml does not name")
         for name, variables in data["group_vars"].items():
             groups[name].vars.update(_trusted(variables))
         key_files = _KeyFiles() if data["keys"] else None
@@ -263,11 +269,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             if key is not None and key_files is not None:
                 variables = {**variables, KEY_FILE_VAR: key_files.write(base64.b64decode(key))}
             hosts[name].vars.update(_trusted(variables))
-        self._construct()
+        self._construct(list(added))
 
-    def _add_group(self, name: str, body: t.Any) -> str:
+    def _add_group(self, name: str, body: t.Any, added: dict[str, None]) -> str:
         """What ansible.builtin.yaml's ``_parse_group`` does with the group, without recursing
-        (a long chain of groups nests as deep)."""
+        (a long chain of groups nests as deep); the hosts it adds are added to ``added``."""
         inventory = self.inventory
         root = inventory.add_group(name)
         stack: list[tuple[str, t.Iterator[tuple[str, t.Any]], str | None]] = []
@@ -297,19 +303,21 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             else:
                 hosts, port = self._expand_hostpattern(item)
                 for host in hosts:
-                    inventory.add_host(host, group=group, port=port)
+                    added[inventory.add_host(host, group=group, port=port)] = None
         return root
 
-    def _construct(self) -> None:
-        """compose, groups and keyed_groups, over each host's variables as Ansible merges them
-        (its groups' by depth and priority, then its own)."""
+    def _construct(self, names: list[str]) -> None:
+        """compose, groups and keyed_groups for the hosts ``names``, over each one's variables
+        as Ansible merges them (its groups' by depth and priority, then its own)."""
         compose = self.get_option("compose")
         groups = self.get_option("groups")
         keyed_groups = self.get_option("keyed_groups")
         if not (compose or groups or keyed_groups):
             return
         strict = self.get_option("strict")
-        for name, host in list(self.inventory.hosts.items()):
+        hosts = self.inventory.hosts
+        for name in names:
+            host = hosts[name]
             variables = combine_vars(get_group_vars(host.get_groups()), host.get_vars())
             self._set_composite_vars(compose, variables, name, strict=strict)
             variables = combine_vars(get_group_vars(host.get_groups()), host.get_vars())
