@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,41 @@ def listers(ansible: Ansible, tmp_path_factory: pytest.TempPathFactory) -> Itera
     yield helpers
     for helper in helpers:
         helper.close()
+
+
+def keygen(directory: Path, name: str) -> tuple[str, str]:
+    """A real ed25519 key pair made by ssh-keygen: (private, public)."""
+    path = directory / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(path)],
+                   check=True, capture_output=True)
+    return path.read_text(), path.with_suffix(".pub").read_text()
+
+
+@pytest.fixture(scope="session")
+def region(api: Server, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A region of local-connection hosts: cloud > compute holding c1 and c2, s1 in no group;
+    c1 has an SSH key, s1 a certificate."""
+    keys = tmp_path_factory.mktemp("keys")
+    private, public = keygen(keys, "c1")
+    tenant = api.create("/v1/tenants", {"name": "acme"})
+    region = api.create(f"/v1/tenants/{tenant['id']}/regions", {"name": "dfw", "variables": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+        "ntp": "10.0.0.1"}})
+    rid = region["id"]
+    api.create(f"/v1/regions/{rid}/groups", {"name": "cloud", "variables": {"ntp": "10.0.0.2"}})
+    api.create(f"/v1/regions/{rid}/groups", {"name": "compute", "parents": ["cloud"]})
+    reply = api.call("POST", f"/v1/regions/{rid}/hosts", [
+        {"name": "c1", "groups": ["compute"], "variables": {"role": "compute", "rack": "r7"}},
+        {"name": "c2", "groups": ["compute"], "variables": {"role": "compute", "rack": "r8"}},
+        {"name": "s1", "variables": {"role": "storage", "rack": "r7", "ntp": "10.0.0.3"}}])
+    assert reply.status == 201, reply.body
+    hosts = {host["name"]: host["id"] for host in reply.json()["items"]}
+    api.create(f"/v1/hosts/{hosts['c1']}/secrets",
+               {"name": "ssh", "kind": "ssh_private_key", "content": private})
+    api.create(f"/v1/hosts/{hosts['s1']}/secrets", {"name": "tls", "kind": "pem", "content":
+                                                     "-----BEGIN CERTIFICATE-----\nMIIB\n"
+                                                     "-----END CERTIFICATE-----\n"})
+    return {"id": rid, "hosts": hosts, "private": private, "public": public}
 
 
 def write_config(path: Path, server: Server | None, region: int, **options: Any) -> Path:

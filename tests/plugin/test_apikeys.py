@@ -13,8 +13,7 @@ import pytest
 
 from tests.integration.test_apikey_server import as_key, manage
 from tests.integration.test_server import Server, craton_environment, running_api
-from tests.plugin.conftest import Ansible, write_config
-from tests.plugin.test_plugin import keygen
+from tests.plugin.conftest import Ansible, keygen, write_config
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,6 @@ and errors that say what the server said."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,41 +37,6 @@ PLAYBOOK = """
                       'key_mode': key.stat.mode | default(None),
                       'public_key': public.stdout | default(None)} | to_json }}"
 """
-
-
-def keygen(directory: Path, name: str) -> tuple[str, str]:
-    """A real ed25519 key pair made by ssh-keygen: (private, public)."""
-    path = directory / name
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(path)],
-                   check=True, capture_output=True)
-    return path.read_text(), path.with_suffix(".pub").read_text()
-
-
-@pytest.fixture(scope="module")
-def region(api: Server, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A region of local-connection hosts: cloud > compute holding c1 and c2, s1 in no group;
-    c1 has an SSH key, s1 a certificate."""
-    keys = tmp_path_factory.mktemp("keys")
-    private, public = keygen(keys, "c1")
-    tenant = api.create("/v1/tenants", {"name": "acme"})
-    region = api.create(f"/v1/tenants/{tenant['id']}/regions", {"name": "dfw", "variables": {
-        "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-        "ntp": "10.0.0.1"}})
-    rid = region["id"]
-    api.create(f"/v1/regions/{rid}/groups", {"name": "cloud", "variables": {"ntp": "10.0.0.2"}})
-    api.create(f"/v1/regions/{rid}/groups", {"name": "compute", "parents": ["cloud"]})
-    reply = api.call("POST", f"/v1/regions/{rid}/hosts", [
-        {"name": "c1", "groups": ["compute"], "variables": {"role": "compute", "rack": "r7"}},
-        {"name": "c2", "groups": ["compute"], "variables": {"role": "compute", "rack": "r8"}},
-        {"name": "s1", "variables": {"role": "storage", "rack": "r7", "ntp": "10.0.0.3"}}])
-    assert reply.status == 201, reply.body
-    hosts = {host["name"]: host["id"] for host in reply.json()["items"]}
-    api.create(f"/v1/hosts/{hosts['c1']}/secrets",
-               {"name": "ssh", "kind": "ssh_private_key", "content": private})
-    api.create(f"/v1/hosts/{hosts['s1']}/secrets", {"name": "tls", "kind": "pem", "content":
-                                                     "-----BEGIN CERTIFICATE-----\nMIIB\n"
-                                                     "-----END CERTIFICATE-----\n"})
-    return {"id": rid, "hosts": hosts, "private": private, "public": public}
 
 
 def test_playbook_over_the_plugin_with_a_key_file(api: Server, ansible: Ansible,
@@ -191,13 +154,17 @@ def test_errors_say_what_the_server_said(api: Server, ansible: Ansible,
     bad = write_config(tmp_path / "bad.craton.yml", api, region["id"], state=["bogus"])
     nowhere = write_config(tmp_path / "nowhere.craton.yml", None, region["id"],
                            url="http://127.0.0.1:9")
-    done = ansible.run("ansible-inventory", "-i", missing, "-i", bad, "-i", nowhere, "--list",
+    strict = write_config(tmp_path / "strict.craton.yml", api, region["id"], strict=True,
+                          compose={"rack_number": "rack[1:] | int + no_such_variable"})
+    done = ansible.run("ansible-inventory", "-i", missing, "-i", bad, "-i", nowhere,
+                       "-i", strict, "--list",
                        env={"ANSIBLE_INVENTORY_UNPARSED_FAILED": "0",
                             "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "0"})
     said = " ".join(done.stderr.split())
     assert "/v1/inventory/999999.tgz?layout=ansible answered 404: region 999999" in said, said
     assert "answered 422" in said and "state" in said, said
     assert "http://127.0.0.1:9/v1/inventory/" in said and "refused" in said.lower(), said
+    assert "Could not set rack_number for host" in said and "no_such_variable" in said, said
 
 
 def test_the_documentation_is_what_ansible_doc_shows(ansible: Ansible) -> None:
