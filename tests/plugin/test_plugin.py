@@ -117,6 +117,39 @@ def test_filters_select_as_the_bundle_does(api: Server, listers: list[Lister],
     assert shown["_meta"]["hostvars"], "each of these selects a host"
 
 
+def test_references_merge_as_ansible_merges_their_files(api: Server, listers: list[Lister],
+                                                        tmp_path: Path) -> None:
+    """A group's references and its own variables (in the bundle: group_vars/<group>/
+    _references/*.json, then vars.json) mean through the plugin what they mean to Ansible
+    from the extracted bundle: "base-extra" before "base" (file names sort so), the group's
+    own variables last, and an ansible_group_priority from a reference an ordinary variable
+    while the group's own orders it."""
+    tenant = api.create("/v1/tenants", {"name": "refs"})
+    rid = api.create(f"/v1/tenants/{tenant['id']}/regions", {"name": "ord"})["id"]
+    sources = api.log.parent / "data" / "sources" / str(tenant["id"])
+    sources.mkdir(parents=True)
+    (sources / "base.yml").write_text("tier: base\nonly_base: 1\nshared: base\n")
+    (sources / "extra.yml").write_text("tier: base-extra\nansible_group_priority: 99\n")
+    web = api.create(f"/v1/regions/{rid}/groups", {"name": "web", "variables": {
+        "shared": "web", "ansible_group_priority": 5}})
+    api.create(f"/v1/regions/{rid}/groups", {"name": "db", "variables": {"shared": "db"}})
+    for name, file in (("base", "base.yml"), ("base-extra", "extra.yml")):
+        api.create(f"/v1/groups/{web['id']}/references",
+                   {"name": name, "url": f"file://{sources / file}"})
+    api.create(f"/v1/regions/{rid}/hosts", {"name": "h1", "groups": ["web", "db"]})
+
+    config = write_config(tmp_path / "craton.yml", api, rid)
+    bundle = extract(HttpClient(api), f"/v1/inventory/{rid}.tgz?layout=ansible",
+                     tmp_path / "bundle")
+    listers[0].submit([config])
+    listers[1].submit([bundle / "inventory"])
+    plugin, expected = listers[0].result(), listers[1].result()
+    assert "output" in plugin, plugin
+    assert plugin["output"] == expected["output"]
+    assert json.loads(plugin["output"])["_meta"]["hostvars"]["h1"] == {
+        "tier": "base", "only_base": 1, "shared": "web", "ansible_group_priority": 99}
+
+
 def test_an_unchanged_selection_costs_one_304(api: Server, ansible: Ansible,
                                               region: dict[str, Any], tmp_path: Path) -> None:
     """With a cache, the second run sends the kept ETag and lists the same (c1's key file

@@ -330,8 +330,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
 def read_bundle(body: bytes, url: str) -> Inventory:
     """The inventory in a ``layout=ansible`` bundle: hosts.yml, every group's vars files
-    merged as Ansible's host_group_vars merges them (in file order, later files winning), the
-    host vars, and each host's SSH key when its ``ansible_ssh_private_key_file`` names it."""
+    merged as Ansible's host_group_vars merges them (in the order of their names, later files
+    winning), the host vars, and each host's SSH key when its
+    ``ansible_ssh_private_key_file`` names it."""
     tree: t.Any = None
     manifest: t.Any = None
     group_files: dict[str, list[tuple[str, dict[str, t.Any]]]] = {}
@@ -383,15 +384,18 @@ def read_bundle(body: bytes, url: str) -> Inventory:
 
 
 def _describe(url: str, error: HTTPError) -> str:
-    """An HTTP error as the server explained it (its error body names the field and reason)."""
-    detail = ""
+    """An HTTP error as the server explained it (Craton's error body names the field and the
+    reason, and the request's id), else as HTTP names it."""
+    detail = f": {error.reason}"
     try:
-        body = json.loads(error.read() or b"{}").get("error") or {}
-        detail = f": {body.get('message')}"
-        if body.get("request_id"):
-            detail += f" (request {body['request_id']})"
-    except (ValueError, AttributeError, OSError):
-        detail = f": {error.reason}"
+        body = json.loads(error.read() or b"{}")
+    except (ValueError, OSError):
+        body = None
+    explained = body.get("error") if isinstance(body, dict) else None
+    if isinstance(explained, dict) and explained.get("message"):
+        detail = f": {explained['message']}"
+        if explained.get("request_id"):
+            detail += f" (request {explained['request_id']})"
     return f"craton: GET {url} answered {error.code}{detail}"
 
 
