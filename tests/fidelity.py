@@ -290,11 +290,13 @@ class Lister:
     """The helper process: ``list(sources)`` is ``ansible-inventory --list -i …`` by Ansible's
     own code. ``submit`` and ``result`` let the caller work while Ansible reads."""
 
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, env: dict[str, str] | None = None) -> None:
+        """``env`` (the caller's environment by default) plus :data:`ANSIBLE_ENV`."""
         self._log = log.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, str(LISTER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self._log, env={**os.environ, **ANSIBLE_ENV}, text=True, encoding="utf-8")
+            stderr=self._log, env={**(os.environ if env is None else env), **ANSIBLE_ENV},
+            text=True, encoding="utf-8")
 
     def submit(self, sources: Iterable[Path | str]) -> None:
         assert self.process.stdin is not None

@@ -64,7 +64,7 @@ from craton.inventory.archive import (
     safe_path,
 )
 from craton.inventory.dynamic import stream_json
-from craton.inventory.layouts import ansible_layout, per_host_layout
+from craton.inventory.layouts import ansible_layout, json_key, per_host_layout
 from craton.inventory.resolve import HostFacts
 from craton.inventory.select import HostFilter, check_group_exists, host_conditions
 from craton.inventory.snapshot import (
@@ -80,10 +80,11 @@ from craton.secrets.backends import SecretBackend
 from craton.sources.fetch import Fetcher
 
 BUNDLE_FORMAT = 1
-WRITER_REVISION = 2
+WRITER_REVISION = 3
 """Moves on whenever the writers give the same state other bytes (2: hosts.yml nests groups
-under their parents and holds the region's whole tree), so that an ETag a client kept from
-an earlier Craton never answers 304 for bytes it does not have."""
+under their parents and holds the region's whole tree; 3: the manifest escapes the paths it
+lists, which a name holding '"' or '\\' broke), so that an ETag a client kept from an
+earlier Craton never answers 304 for bytes it does not have."""
 LAYOUTS = ("hosts", "ansible")
 FORMATS = {
     "tgz": "application/gzip",
@@ -200,8 +201,8 @@ class PreparedBundle:
         layout = ansible_layout if self.spec.layout == "ansible" else per_host_layout
         for entry in layout(self):
             safe_path(entry.path)
-            files.append(b'  "%s": "%s"' % (entry.path.encode(),
-                                           hashlib.sha256(entry.data).hexdigest().encode()))
+            files.append(b'  %s: "%s"' % (json_key(entry.path).encode(),
+                                         hashlib.sha256(entry.data).hexdigest().encode()))
             yield entry
         files.sort()
         yield Entry("manifest.json", json_document(self.manifest(Lines(files, b"{}"))))

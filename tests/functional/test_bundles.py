@@ -571,6 +571,22 @@ def test_manifest_describes_the_selection_and_checksums_every_file(
     assert not any("lone" in path for path in manifest["files"])
 
 
+@pytest.mark.parametrize("fmt", ARCHIVES)
+def test_manifest_is_json_whatever_the_names(client: Client, region: Body, fmt: str) -> None:
+    """Paths in the manifest are JSON strings: a group or host name holding '"' or '\\'
+    (both allowed) leaves it readable, each path as it is in the archive."""
+    rid = region["id"]
+    client.create(f"/v1/regions/{rid}/groups", {"name": 'a"b', "variables": {"x": 1}})
+    client.create(f"/v1/regions/{rid}/hosts", {"name": 'h"1', "groups": ['a"b'],
+                                               "variables": {"y": 2}})
+    for layout in LAYOUTS:
+        bundle = download(client, rid, fmt, layout=layout)
+        files = bundle.manifest["files"]
+        assert set(files) == {m.path for m in bundle.members if m.path != "manifest.json"}
+        assert any('a"b' in path for path in files) or layout == "hosts"
+        assert any('h"1' in path for path in files)
+
+
 def test_manifest_lists_filters_as_given(client: Client, fleet: Body) -> None:
     """Every filter of the request is recorded in the manifest."""
     c1 = fleet["hosts"]["c1"]
