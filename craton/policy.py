@@ -83,6 +83,8 @@ READ_OPERATIONS = _ops(
     "GET /v1/inventory/{region_id}.{fmt}",
     "GET /v1/jobs", "GET /v1/jobs/{job_id}", "GET /v1/jobs/{job_id}/hosts",
     "GET /v1/jobs/{job_id}/events",
+    "GET /v1/changes", "GET /v1/hosts/{host_id}/changes", "GET /v1/groups/{group_id}/changes",
+    "GET /v1/regions/{region_id}/changes",
 )
 WRITE_OPERATIONS = _ops(
     "POST /v1/tenants/{tenant_id}/regions",
