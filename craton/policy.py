@@ -41,6 +41,7 @@ class Action(enum.StrEnum):
     CANCEL_JOBS = "jobs:cancel"
     MANAGE_TENANTS = "tenants:manage"
     MANAGE_API_KEYS = "apikeys:manage"
+    SHOW_IDENTITY = "identity:read"
 
 
 BASE_RULES = [
@@ -156,6 +157,12 @@ RULES = [
         description="Create, change (quotas included) and delete tenants.",
         operations=_ops("POST /v1/tenants", "PATCH /v1/tenants/{tenant_id}",
                         "DELETE /v1/tenants/{tenant_id}")),
+    policy.DocumentedRuleDefault(
+        name=Action.SHOW_IDENTITY, check_str="@",
+        description="See who the caller is: its user, tenant, roles and the permissions it "
+                    "holds (what the web pages show, and the actions they offer). Any "
+                    "authenticated caller, whatever its roles: it learns only about itself.",
+        operations=_ops("GET /v1/whoami")),
 ]
 
 
