@@ -41,6 +41,7 @@ class Action(enum.StrEnum):
     CANCEL_JOBS = "jobs:cancel"
     MANAGE_TENANTS = "tenants:manage"
     MANAGE_API_KEYS = "apikeys:manage"
+    SHOW_IDENTITY = "identity:read"
 
 
 BASE_RULES = [
@@ -83,8 +84,8 @@ READ_OPERATIONS = _ops(
     "GET /v1/inventory/{region_id}.{fmt}",
     "GET /v1/jobs", "GET /v1/jobs/{job_id}", "GET /v1/jobs/{job_id}/hosts",
     "GET /v1/jobs/{job_id}/events",
-    "GET /v1/changes", "GET /v1/regions/{region_id}/changes", "GET /v1/hosts/{host_id}/changes",
-    "GET /v1/groups/{group_id}/changes",
+    "GET /v1/changes", "GET /v1/hosts/{host_id}/changes", "GET /v1/groups/{group_id}/changes",
+    "GET /v1/regions/{region_id}/changes",
 )
 WRITE_OPERATIONS = _ops(
     "POST /v1/tenants/{tenant_id}/regions",
@@ -156,6 +157,12 @@ RULES = [
         description="Create, change (quotas included) and delete tenants.",
         operations=_ops("POST /v1/tenants", "PATCH /v1/tenants/{tenant_id}",
                         "DELETE /v1/tenants/{tenant_id}")),
+    policy.DocumentedRuleDefault(
+        name=Action.SHOW_IDENTITY, check_str="@",
+        description="See who the caller is: its user, tenant, roles and the permissions it "
+                    "holds (what the web pages show, and the actions they offer). Any "
+                    "authenticated caller, whatever its roles: it learns only about itself.",
+        operations=_ops("GET /v1/whoami")),
 ]
 
 

@@ -179,14 +179,16 @@ class KeystoneAuth:
                                 f"role {admin_role!r}; scope the token to a project to act in "
                                 "its tenant")
             return RequestContext(tenant_id=None, user=user, roles=frozenset({"admin"}),
-                                  is_admin=True, request_id=request_id)
+                                  is_admin=True, request_id=request_id,
+                                  auth_strategy="keystone")
         project_id = token.project_id
         if not project_id:
             raise Forbidden("the token is not scoped to a project: scope it to the project of "
                             "the tenant to act in (or to the system, as a cloud admin)")
         if project_id == self.settings.admin_project_id and admin_role in keystone_roles:
             return RequestContext(tenant_id=None, user=user, roles=frozenset({"admin"}),
-                                  is_admin=True, request_id=request_id)
+                                  is_admin=True, request_id=request_id,
+                                  auth_strategy="keystone")
         roles = keystone.craton_roles(self.settings, keystone_roles)
         if not roles:
             raise Forbidden(f"none of the token's roles on Keystone project {project_id} gives "
@@ -199,7 +201,8 @@ class KeystoneAuth:
             raise Forbidden(f"Keystone project {project_id} has no Craton tenant: a cloud admin "
                             "creates it (POST /v1/tenants with keystone_project_id, or "
                             "craton-manage tenant create --keystone-project)")
-        return RequestContext(tenant_id=tenant_id, user=user, roles=roles, request_id=request_id)
+        return RequestContext(tenant_id=tenant_id, user=user, roles=roles, request_id=request_id,
+                              auth_strategy="keystone")
 
 
 STRATEGIES: dict[str, Callable[[Settings, Database], AuthStrategy]] = {

@@ -573,6 +573,51 @@ def test_every_operation_answers_each_role_as_the_policy_says(access: Access) ->
 
 
 
+def test_whoami_shows_each_caller_itself_and_the_permissions_the_policy_grants(
+        access: Access) -> None:
+    """GET /v1/whoami answers every role of tenant B (a role Craton does not know included)
+    with B alone — its id and name, none of A's names — the caller's roles, how it was
+    authenticated and exactly the permissions the policy's rules grant it; never the key it
+    sent. A cloud admin has no tenant and every permission; no credentials is 401."""
+    strategy = access.strategy
+    a, b = access.make_world("alpha"), access.make_world("beta")
+    everything = sorted(action.value for action in Action)
+    for role in ROLES[strategy]:
+        caller = access.as_role(b["tenant_id"], role)
+        response = caller.get("/v1/whoami")
+        assert response.status_code == 200, (role, response.get_json())
+        assert response.headers["Cache-Control"] == "no-store"
+        shown = response.get_json()
+        roles = frozenset(filter(None, role.split(",")))
+        ruled = RequestContext(tenant_id=b["tenant_id"], roles=roles)
+        assert shown["tenant"] == {"id": b["tenant_id"], "name": b["names"]["tenant"]}
+        assert shown["cloud_admin"] is False
+        assert shown["roles"] == sorted(roles)
+        assert shown["auth_strategy"] == strategy
+        assert shown["permissions"] == sorted(
+            action.value for action in Action if ruled.can(action))
+        assert shown["permissions"] != everything
+        text = response.get_data(as_text=True)
+        assert not [name for name in a["names"].values() if name in text], text
+        credential = caller.headers.get("Authorization", "").removeprefix("Bearer ")
+        if strategy == "apikey":
+            assert shown["api_key_name"] == f"walk-{role}"
+            assert shown["user"].startswith(f"walk-{role} (API key ")
+            assert credential and credential not in text
+        else:
+            assert shown["api_key_name"] is None
+    admin = access.admin.get("/v1/whoami").get_json()
+    assert (admin["tenant"], admin["cloud_admin"], admin["permissions"]) == (
+        None, True, everything)
+    anonymous = Client(access.admin.http).get("/v1/whoami")
+    if strategy == "apikey":
+        assert anonymous.status_code == 401
+        assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+        assert error_of(anonymous)["message"]
+    else:
+        assert anonymous.get_json()["auth_strategy"] == "noauth"
+
+
 def test_tenant_management_needs_a_cloud_admin(client: Client, make_world: MakeWorld) -> None:
     """Creating, renaming and deleting tenants is refused (403) to scoped callers, whatever
     their role, and changes nothing; a cloud admin may."""

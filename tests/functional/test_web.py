@@ -82,3 +82,18 @@ def test_the_start_form_offers_the_demo_once_it_is_loaded(web: FlaskClient, sett
     assert defaults(web) == {
         "region_id": region.id, "source_path": str(source),
         "playbook": demo.DEMO_PLAYBOOK, "forks": demo.DEMO_FORKS}
+
+
+@pytest.mark.parametrize("path", ["/ui/", "/ui/jobs/7", "/ui/hosts/7"])
+def test_pages_hold_no_inline_script_the_csp_would_block(web: FlaskClient, path: str) -> None:
+    """script-src 'self': every script is a file, no handler an attribute; and the sign-in
+    form is on every page, hidden until the API asks for credentials."""
+    response = web.get(path)
+    page = response.get_data(as_text=True)
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    scripts = re.findall(r"<script\b[^>]*>(.*?)</script>", page, flags=re.S)
+    assert scripts and all(body.strip() == "" for body in scripts)
+    assert re.findall(r"<script\b(?![^>]*\bsrc=)[^>]*>", page) == []
+    assert re.findall(r"\son[a-z]+\s*=", page) == []
+    assert "javascript:" not in page
+    assert re.search(r'<section class="card signin" id="signin"[^>]*\bhidden>', page)

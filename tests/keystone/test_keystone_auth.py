@@ -130,6 +130,26 @@ def test_a_system_scoped_admin_is_cloud_admin(craton: KeystoneCraton, cloud_admi
     assert refused.status == 403 and "tenants:manage" in refused.error()["message"]
 
 
+def test_whoami_shows_the_keystone_user_its_tenant_and_permissions(
+        craton: KeystoneCraton, cloud_admin: Member, acme: Project) -> None:
+    """What the web pages show after a Keystone sign-in: the user, the tenant of the token's
+    project, the mapped roles and the permissions they give; the token itself never."""
+    for role, user in acme.users.items():
+        token = user.token
+        reply = craton.server.call("GET", "/v1/whoami", headers={"X-Auth-Token": token})
+        shown = ok(reply)
+        assert shown["auth_strategy"] == "keystone"
+        assert shown["tenant"] == {"id": acme.tenant["id"], "name": acme.tenant["name"]}
+        assert shown["cloud_admin"] is False and role in shown["roles"]
+        assert shown["user"].startswith(f"{user.name} (Keystone user ")
+        assert ("jobs:cancel" in shown["permissions"]) == (RANK[role] >= RANK["member"])
+        assert ("apikeys:manage" in shown["permissions"]) == (role == "admin")
+        assert token not in reply.body.decode()
+    admin = ok(craton.server.call("GET", "/v1/whoami", headers=cloud_admin.headers()))
+    assert (admin["auth_strategy"], admin["tenant"], admin["cloud_admin"]) == (
+        "keystone", None, True)
+
+
 def test_a_system_scoped_reader_is_not_a_cloud_admin(craton: KeystoneCraton) -> None:
     keystone = craton.keystone
     name, password = f"auditor-{secrets.token_hex(3)}", secrets.token_hex(12)

@@ -17,15 +17,18 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "etc" / "policy.yaml.sample"
 GENERATOR = Path(sys.executable).parent / "oslopolicy-sample-generator"
 
-# The defaults, written out by hand: who may do what inside the caller's own tenant.
-MEMBER = {"inventory:read", "inventory:write", "jobs:submit", "jobs:cancel", "secrets:use"}
+# The defaults, written out by hand: who may do what inside the caller's own tenant. Any
+# authenticated caller may see who it is (identity:read), whatever its roles.
+ANYONE = {"identity:read"}
+MEMBER = ANYONE | {"inventory:read", "inventory:write", "jobs:submit", "jobs:cancel",
+                   "secrets:use"}
 DEFAULTS = {
-    "reader": {"inventory:read"},
-    "secret-reader": {"inventory:read", "secrets:reveal"},
+    "reader": ANYONE | {"inventory:read"},
+    "secret-reader": ANYONE | {"inventory:read", "secrets:reveal"},
     "member": MEMBER,
     "admin": MEMBER | {"secrets:reveal", "apikeys:manage"},
-    "auditor": set(),
-    "": set(),
+    "auditor": ANYONE,
+    "": ANYONE,
 }
 
 
@@ -45,7 +48,8 @@ def test_a_cloud_admin_may_do_everything() -> None:
 
 
 def test_roles_add_up() -> None:
-    assert allowed(Policy(), "reader,secret-reader") == {"inventory:read", "secrets:reveal"}
+    assert allowed(Policy(), "reader,secret-reader") == ANYONE | {"inventory:read",
+                                                                  "secrets:reveal"}
 
 
 def test_every_permission_has_a_documented_rule() -> None:

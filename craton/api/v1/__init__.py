@@ -11,7 +11,8 @@ from craton.api.v1 import (
     regions,
     secrets,
     tenants,
+    whoami,
 )
 
 BLUEPRINTS = (tenants.blp, regions.blp, hosts.blp, groups.blp, secrets.blp, references.blp,
-              inventory.blp, jobs.blp, apikeys.blp, changes.blp)
+              inventory.blp, jobs.blp, apikeys.blp, changes.blp, whoami.blp)

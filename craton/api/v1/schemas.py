@@ -646,8 +646,8 @@ class ActorSchema(Schema):
     tenant_id = fields.Integer(allow_none=True, metadata={
         "description": "The caller's own tenant; null for a cloud admin."})
     auth_strategy = fields.String(metadata={
-        "description": "How the caller was authenticated: noauth, apikey, job (a job's "
-                       "write-back), internal (craton-manage and Craton itself)."})
+        "description": "How the caller was authenticated: noauth, apikey, keystone, job (a "
+                       "job's write-back), internal (craton-manage and Craton itself)."})
     api_key_name = fields.String(allow_none=True)
     job_id = fields.Integer(allow_none=True, metadata={
         "description": "The job whose playbook made the change (its craton_audit facts)."})
@@ -745,6 +745,33 @@ class ErrorBodySchema(Schema):
     fields_ = fields.Dict(keys=fields.String(), values=fields.String(), data_key="fields",
                           metadata={"description": "Field path → why it was refused."})
     request_id = fields.String()
+
+
+class CallerTenantSchema(Schema):
+    id = fields.Integer()
+    name = fields.String(allow_none=True, metadata={
+        "description": "null when no tenant has this id (noauth's X-Craton-Tenant may name "
+                       "any)."})
+
+
+class WhoAmISchema(Schema):
+    """The caller, as Craton sees it: what a client shows as "signed in as" and uses to offer
+    only the actions the caller may take."""
+
+    user = fields.String()
+    tenant = fields.Nested(CallerTenantSchema, allow_none=True, metadata={
+        "description": "The tenant the caller acts in; null for a cloud admin (every "
+                       "tenant)."})
+    cloud_admin = fields.Boolean()
+    roles = fields.List(fields.String(), metadata={
+        "description": "The caller's Craton roles in its tenant (reader, member, admin, …)."})
+    auth_strategy = fields.String(metadata={
+        "description": "How the caller was authenticated: noauth, apikey or keystone."})
+    api_key_name = fields.String(allow_none=True, metadata={
+        "description": "The name of the API key the caller presented, if it presented one."})
+    permissions = fields.List(fields.String(), metadata={
+        "description": "The permissions (policy rules: inventory:read, jobs:cancel, …) the "
+                       "policy in force grants the caller, sorted."})
 
 
 class ErrorSchema(Schema):

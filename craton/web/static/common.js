@@ -1,23 +1,30 @@
 // What every page shares: API calls with the caller's credentials, the SSE reader, the
 // states' names and glyphs, and small formatting helpers. No dependencies.
 
-const SCOPE_KEY = "craton.scope";
+// Who the pages act as, kept in this tab's sessionStorage only (never localStorage or a cookie:
+// a credential must not outlive the tab, reach other tabs or ride along with requests
+// another site's page makes): an API key or a Keystone token; under noauth, a tenant id.
+const CREDENTIAL_KEY = "craton.credential";
+const TENANT_KEY = "craton.tenant";
 
-/** The credentials this browser acts with: sent on every API call, kept in localStorage. */
-export function scope() {
+function stored(key) {
   try {
-    return JSON.parse(localStorage.getItem(SCOPE_KEY) || "{}");
+    return JSON.parse(sessionStorage.getItem(key) || "null");
   } catch {
-    return {};
+    return null;
   }
 }
 
-export function authHeaders() {
-  const { tenant, token } = scope();
-  const headers = {};
-  if (tenant) headers["X-Craton-Tenant"] = String(tenant);
-  if (token) headers["X-Auth-Token"] = token;
-  return headers;
+/** The headers a credential is sent as: an API key as a Bearer token, a Keystone token as
+ * X-Auth-Token. Without one (noauth), the tenant chosen under "change" scopes the calls. */
+export function authHeaders(credential = stored(CREDENTIAL_KEY)) {
+  if (credential && credential.secret) {
+    return credential.kind === "keystone"
+      ? { "X-Auth-Token": credential.secret }
+      : { Authorization: `Bearer ${credential.secret}` };
+  }
+  const tenant = stored(TENANT_KEY);
+  return tenant ? { "X-Craton-Tenant": String(tenant) } : {};
 }
 
 /** An API error with the server's message and the fields it named. */
@@ -50,7 +57,11 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   } catch {
     parsed = null;
   }
-  if (!response.ok) throw new ApiError(response.status, parsed);
+  if (!response.ok) {
+    const error = new ApiError(response.status, parsed);
+    if (response.status === 401) signInAgain(error);
+    throw error;
+  }
   return parsed;
 }
 
@@ -126,7 +137,9 @@ export class EventStream {
     if (!response.ok) {
       let body = null;
       try { body = await response.json(); } catch { body = null; }
-      throw new ApiError(response.status, body);
+      const error = new ApiError(response.status, body);
+      if (response.status === 401) signInAgain(error);
+      throw error;
     }
     this.onState("live");
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -265,21 +278,146 @@ export function showError(element, error) {
   element.hidden = false;
 }
 
-/** The "acting as" control in the top bar. */
-export function initScope() {
+// --- who the pages act as ------------------------------------------------------------------
+
+let identity = null;
+
+/** Whether the signed-in caller holds ``permission`` (a policy rule such as jobs:cancel), as
+ * GET /v1/whoami said: the pages offer only the actions the caller may take. */
+export function can(permission) {
+  return Boolean(identity && identity.permissions.includes(permission));
+}
+
+async function whoami(headers) {
+  const response = await fetch("/v1/whoami", {
+    headers: { Accept: "application/json", ...headers }, cache: "no-store",
+  });
+  let body = null;
+  try { body = await response.json(); } catch { body = null; }
+  return { response, body };
+}
+
+/**
+ * Resolves with the caller (GET /v1/whoami) once the API accepts this tab's credentials,
+ * after showing who it is in the top bar and revealing the page. When the API wants
+ * credentials (401) it shows the sign-in form instead and never resolves: signing in reloads
+ * the page.
+ */
+export async function signedIn() {
+  let answer;
+  try {
+    answer = await whoami(authHeaders());
+  } catch (error) {
+    showSignIn(null, `Cannot reach the API: ${error.message || error}`);
+    return new Promise(() => {});
+  }
+  const { response, body } = answer;
+  if (!response.ok) {
+    // A 401 without a credential is the usual first visit: just the form. With one, or any
+    // other refusal (a token whose project has no tenant), say why.
+    const error = new ApiError(response.status, body);
+    const held = stored(CREDENTIAL_KEY);
+    if (response.status === 401) sessionStorage.removeItem(CREDENTIAL_KEY);
+    const why = response.status !== 401 ? error.describe()
+      : held ? `Signed out: ${error.describe()}` : null;
+    showSignIn(response.headers.get("WWW-Authenticate"), why);
+    return new Promise(() => {});
+  }
+  identity = body;
+  showIdentity(body);
+  document.getElementById("content").hidden = false;
+  return body;
+}
+
+function showIdentity(who) {
+  const tenant = who.tenant
+    ? `tenant ${who.tenant.name ?? `#${who.tenant.id}`}` : "cloud admin (every tenant)";
+  const roles = who.tenant && who.roles.length ? ` · ${who.roles.join(", ")}` : "";
+  document.body.dataset.auth = who.auth_strategy;
+  document.getElementById("who-label").textContent =
+    who.auth_strategy === "noauth" ? "noauth, acting as" : "signed in as";
+  document.getElementById("who-user").textContent = who.auth_strategy === "noauth" ? "" : who.user;
+  document.getElementById("who-tenant").textContent = `${tenant}${roles}`;
+  document.getElementById("who").hidden = false;
+  document.getElementById("sign-out").hidden = who.auth_strategy === "noauth";
+  document.getElementById("scope").hidden = who.auth_strategy !== "noauth";
   const form = document.getElementById("scope-form");
-  const label = document.getElementById("scope-label");
-  if (!form) return;
-  const current = scope();
-  form.tenant.value = current.tenant || "";
-  label.textContent = current.tenant ? `tenant ${current.tenant}` : "cloud admin";
-  form.addEventListener("submit", (event) => {
+  form.tenant.value = stored(TENANT_KEY) || "";
+}
+
+/** The sign-in form, with the credential the server asks for (its WWW-Authenticate
+ * challenge: Keystone or Bearer) chosen, and why the last attempt failed. */
+function showSignIn(challenge, problem) {
+  identity = null;
+  document.getElementById("content").hidden = true;
+  document.getElementById("who").hidden = true;
+  const form = document.getElementById("signin-form");
+  if (challenge && /^keystone\b/i.test(challenge)) form.kind.value = "keystone";
+  showKindLabel(form);
+  const error = document.getElementById("signin-error");
+  error.hidden = !problem;
+  error.textContent = problem || "";
+  document.getElementById("signin").hidden = false;
+  form.secret.focus();
+}
+
+function showKindLabel(form) {
+  document.getElementById("signin-secret-label").textContent =
+    form.kind.value === "keystone" ? "Keystone token" : "API key";
+}
+
+/** A call answered 401 after signing in (the key was revoked or expired, the token expired):
+ * forget the credential and ask for a new one. */
+function signInAgain(error) {
+  if (!stored(CREDENTIAL_KEY)) return;
+  sessionStorage.removeItem(CREDENTIAL_KEY);
+  showSignIn(null, `Signed out: ${error.describe()}`);
+}
+
+function wireIdentity() {
+  const form = document.getElementById("signin-form");
+  for (const radio of form.querySelectorAll("input[name=kind]")) {
+    radio.addEventListener("change", () => showKindLabel(form));
+  }
+  form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const tenant = form.tenant.value.trim();
-    const token = form.token.value;
-    localStorage.setItem(SCOPE_KEY, JSON.stringify({ tenant: tenant || null, token: token || null }));
+    const credential = { kind: form.kind.value, secret: form.secret.value.trim() };
+    const error = document.getElementById("signin-error");
+    error.hidden = true;
+    if (!credential.secret) {
+      error.textContent = `Enter ${credential.kind === "keystone" ? "a Keystone token" : "an API key"}.`;
+      error.hidden = false;
+      return;
+    }
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      const { response, body } = await whoami(authHeaders(credential));
+      if (!response.ok) {
+        error.textContent = new ApiError(response.status, body).describe();
+        error.hidden = false;
+        return;
+      }
+      sessionStorage.setItem(CREDENTIAL_KEY, JSON.stringify(credential));
+      location.reload();
+    } catch (failure) {
+      error.textContent = `Cannot reach the API: ${failure.message || failure}`;
+      error.hidden = false;
+    } finally {
+      button.disabled = false;
+    }
+  });
+  document.getElementById("sign-out").addEventListener("click", () => {
+    sessionStorage.removeItem(CREDENTIAL_KEY);
+    location.reload();
+  });
+  document.getElementById("scope-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const tenant = event.target.tenant.value.trim();
+    if (tenant) sessionStorage.setItem(TENANT_KEY, JSON.stringify(tenant));
+    else sessionStorage.removeItem(TENANT_KEY);
     location.reload();
   });
 }
 
-initScope();
+wireIdentity();

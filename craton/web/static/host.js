@@ -1,6 +1,6 @@
 // A host: what it is, where it is at (its last job, the task it is in or stopped at), and
 // its jobs with what became of it in each.
-import { api, h, badge, jobBadge, formatWhen, showError } from "./common.js";
+import { api, h, badge, jobBadge, formatWhen, showError, signedIn } from "./common.js";
 
 const hostId = Number(document.body.dataset.hostId);
 const $ = (id) => document.getElementById(id);
@@ -40,6 +40,21 @@ function jobRow(entry) {
     h("td", { text: formatWhen(entry.finished_at) }));
 }
 
+/** The host's resolved variables, read with this tab's credentials (a plain link to /v1 would
+ * go without them) and shown as the API answers them. */
+function variablesButton() {
+  const button = h("button", { type: "button", class: "link", text: "show resolved, with provenance (JSON)" });
+  button.addEventListener("click", async () => {
+    try {
+      const variables = await api(`/v1/hosts/${hostId}/variables?resolved=true`);
+      button.replaceWith(h("pre", { class: "message", id: "host-variables", text: JSON.stringify(variables, null, 2) }));
+    } catch (error) {
+      showError($("host-error"), error);
+    }
+  });
+  return button;
+}
+
 async function loadJobs(url) {
   const page = await api(url);
   $("host-jobs").tBodies[0].append(...page.items.map(jobRow));
@@ -61,7 +76,7 @@ async function main() {
       ...fact("Lifecycle", host.state),
       ...fact("Groups", (host.groups || []).join(", ") || "none"),
       ...fact("Reachability", reachability(status)),
-      ...fact("Variables", h("a", { href: `/v1/hosts/${hostId}/variables?resolved=true`, text: "resolved, with provenance (JSON)" })),
+      ...fact("Variables", variablesButton()),
     );
     $("host-where").replaceChildren(...where(status));
     if (status.job) {
@@ -74,4 +89,4 @@ async function main() {
   }
 }
 
-main();
+signedIn().then(main);

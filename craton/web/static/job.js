@@ -5,7 +5,7 @@
 // with the API, so what it shows last is exactly what GET /v1/jobs/{id} says.
 import {
   api, listAll, EventStream, STATES, STATE_ORDER, FINISHED, JOB_FINISHED,
-  h, badge, barSegments, countsText, finishedCount, formatDuration, showError,
+  h, badge, barSegments, countsText, finishedCount, formatDuration, showError, signedIn, can,
 } from "./common.js";
 
 const jobId = Number(document.body.dataset.jobId);
@@ -149,7 +149,8 @@ function drawSummary() {
   const status = $("job-status");
   status.dataset.status = job.status;
   status.textContent = job.cancel_requested && !JOB_FINISHED.has(job.status) ? "cancelling" : job.status;
-  $("cancel").hidden = JOB_FINISHED.has(job.status) || job.cancel_requested;
+  // Offered only to callers the policy lets cancel (jobs:cancel), while there is a job to stop.
+  $("cancel").hidden = JOB_FINISHED.has(job.status) || job.cancel_requested || !can("jobs:cancel");
   $("job-message").hidden = !job.message;
   $("job-message").textContent = job.message || "";
   document.title = `${percent}% · Job ${job.id} ${job.status} · Craton`;
@@ -522,4 +523,4 @@ async function main() {
   else follow(job.last_event);
 }
 
-main();
+signedIn().then(main);

@@ -2,6 +2,7 @@
 // light GET of one page); a job's own page follows it live.
 import {
   api, listAll, ApiError, JOB_FINISHED, h, jobBadge, miniBar, formatDuration, formatWhen, showError,
+  signedIn, can,
 } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
@@ -129,14 +130,18 @@ function wireForm() {
 }
 
 async function main() {
+  // The form is offered only to callers the policy lets start jobs (jobs:submit).
+  const mayStart = can("jobs:submit");
+  $("start-form").hidden = !mayStart;
+  $("start-denied").hidden = mayStart;
   wireForm();
   $("jobs-more").addEventListener("click", () => loadOlder().catch((error) => showError($("jobs-error"), error)));
   try {
     await loadRegions();
   } catch (error) {
-    showError($("start-error"), error);
+    showError($(mayStart ? "start-error" : "jobs-error"), error);
   }
   await refresh();
 }
 
-main();
+signedIn().then(main);
