@@ -748,9 +748,10 @@ def test_variables_if_match_is_checked(client, host):
 # --- Listing ---------------------------------------------------------------------------------
 
 def test_list_answers_byte_for_byte_what_host_list_dumps(app, client, region, database):
-    """The hosts list reads rows and dumps them without marshmallow (for speed); it answers,
-    to the byte, what HostList dumps of the same hosts as ORM objects: every field, in the
-    same order, variables hidden as they are stored, groups by name, reachability."""
+    """The hosts lists (a region's, across regions, a group's members) read rows and dump them
+    without marshmallow (for speed); they answer, to the byte, what HostList dumps of the same
+    hosts as ORM objects: every field, in the same order, variables hidden as they are stored,
+    groups by name, reachability."""
     from flask import jsonify
     from sqlalchemy import select, update
 
@@ -759,7 +760,7 @@ def test_list_answers_byte_for_byte_what_host_list_dumps(app, client, region, da
     from craton.inventory.hosts import HOST_LOADERS
 
     make_group(client, region, "zeta")
-    make_group(client, region, "alpha")
+    alpha = make_group(client, region, "alpha")
     items = [
         {"name": "full", "ip_address": "10.0.0.1", "fqdn": "full.example", "ssh_port": 2222,
          "ssh_user": "deploy", "state": "ready", "groups": ["zeta", "alpha"],
@@ -801,6 +802,8 @@ def test_list_answers_byte_for_byte_what_host_list_dumps(app, client, region, da
         ("/v1/hosts?limit=1000", region["tenant_id"], ours),
         (f"/v1/hosts?limit=2&marker={created['full']['id']}", region["tenant_id"],
          ours & (Host.id > created["full"]["id"])),
+        (f"/v1/groups/{alpha['id']}/hosts", region["tenant_id"],
+         Host.id.in_([created["full"]["id"], created["seen"]["id"]])),
     ):
         response = client.get(url, tenant=tenant, roles="reader" if tenant else None)
         assert response.status_code == 200, response.get_json()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any
 
 import marshmallow as ma
@@ -746,7 +747,7 @@ class PlainDumper:
             names = ([n for n in names if n not in Stamped.LAST]
                      + [n for n in Stamped.LAST if n in names])
         self._fields = tuple(
-            (field.data_key or name, field.attribute or name, _plain_conversion(field))
+            (field.data_key or name, _plain_attribute(field, name), _plain_conversion(field))
             for name in names for field in (schema.dump_fields[name],))
 
     def dump(self, obj: Any) -> dict[str, Any]:
@@ -761,7 +762,15 @@ def _identity(value: Any) -> Any:
     return value
 
 
-def _plain_conversion(field: fields.Field) -> Any:
+def _plain_attribute(field: fields.Field, name: str) -> str:
+    """The attribute ``field`` reads: one ``getattr``, not marshmallow's dotted path."""
+    attribute = field.attribute or name
+    if "." in attribute:
+        raise TypeError(f"a PlainDumper cannot read the dotted attribute {attribute!r}")
+    return attribute
+
+
+def _plain_conversion(field: fields.Field) -> Callable[[Any], Any]:
     """How ``field`` dumps a value that is not None, as a plain function."""
     kind = type(field)
     if kind is fields.Integer and not field.as_string:
