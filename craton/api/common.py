@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -190,15 +190,18 @@ def page_size(limit: int | None) -> int:
 
 
 def paginate(stmt: Select[tuple[M]], id_column: Any, args: dict[str, Any], *,
-             newest_first: bool = False, key: str = "id") -> Page:
+             newest_first: bool = False, key: str = "id",
+             load: Callable[[Select[tuple[M]]], Sequence[Any]] | None = None) -> Page:
     """Keyset pagination: ``marker`` is the last key seen, so pages stay stable while rows are
-    added, and page N costs what page 1 costs."""
+    added, and page N costs what page 1 costs. ``load`` reads the page's statement (the ORM
+    objects it selects by default)."""
     limit = page_size(args.get("limit"))
     if args.get("marker") is not None:
         stmt = stmt.where(id_column < args["marker"] if newest_first
                           else id_column > args["marker"])
     order = id_column.desc() if newest_first else id_column
-    rows = list(db_session().scalars(stmt.order_by(None).order_by(order).limit(limit + 1)))
+    stmt = stmt.order_by(None).order_by(order).limit(limit + 1)
+    rows = list(load(stmt) if load is not None else db_session().scalars(stmt))
     more = len(rows) > limit
     items = rows[:limit]
     return Page(items=items, next=next_link(getattr(items[-1], key)) if more else None)

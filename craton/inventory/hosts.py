@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import Select, insert, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from craton.config import LimitSettings, QuotaSettings
 from craton.context import Action, RequestContext
 from craton.db.models import Group, Host, HostGroup, HostState, HostVariable, Quota, Region
-from craton.db.util import bump_versions, chunked, conflict_on_integrity_error, flush_or_conflict
+from craton.db.util import (
+    CHUNK,
+    bump_versions,
+    chunked,
+    conflict_on_integrity_error,
+    flush_or_conflict,
+)
 from craton.errors import Conflict, InvalidInput, invalid
 from craton.inventory.clashes import check_new_names
 from craton.inventory.quotas import check_quota
@@ -58,6 +65,60 @@ class CreatedHost:
     version: int = 1
     reachable: bool | None = None
     last_seen_at: dt.datetime | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class ListedHost:
+    """A host as a list shows it, read with Core rather than as an ORM object: the attributes
+    of ``Host`` its representation uses, so it serializes alike."""
+
+    id: int
+    region_id: int
+    name: str
+    ip_address: str | None
+    fqdn: str | None
+    ssh_port: int | None
+    ssh_user: str | None
+    state: HostState
+    reachable: bool | None
+    last_seen_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    version: int
+    variables: dict[str, Any] = dataclasses.field(default_factory=dict)
+    group_names: list[str] = dataclasses.field(default_factory=list)
+
+
+LISTED_COLUMNS = (Host.id, Host.region_id, Host.name, Host.ip_address, Host.fqdn, Host.ssh_port,
+                  Host.ssh_user, Host.state, Host.reachable, Host.last_seen_at, Host.created_at,
+                  Host.updated_at, Host.version)
+
+
+def listed_hosts(session: Session, stmt: Select[Any]) -> list[ListedHost]:
+    """The hosts ``stmt`` (a ``SELECT hosts`` as ``select_hosts`` makes it, paged) selects,
+    with their variables (sensitive ones as stored: "<hidden>") and their direct groups'
+    names: three statements for a page of up to ``CHUNK`` hosts, whatever their variables.
+
+    A list of 1,000 hosts x 10 variables read as ORM objects spends most of its time making
+    11,000 of them; these are plain rows."""
+    connection = session.connection()
+    listed = [ListedHost(*row) for row in connection.execute(
+        stmt.with_only_columns(*LISTED_COLUMNS))]
+    by_id = {host.id: host for host in listed}
+    for ids in chunked(list(by_id), CHUNK):
+        rows = connection.execute(
+            select(HostVariable.host_id, HostVariable.key, HostVariable.value_json)
+            .where(HostVariable.host_id.in_(ids))
+            .order_by(HostVariable.host_id, HostVariable.key)).all()
+        # Each value is canonical JSON: parsed as one array, not 10,000 documents.
+        values = json.loads("[" + ",".join(row[2] for row in rows) + "]")
+        for (host_id, key, _), value in zip(rows, values, strict=True):
+            by_id[host_id].variables[key] = value
+        for host_id, name in connection.execute(
+                select(HostGroup.host_id, Group.name).join(Group, Group.id == HostGroup.group_id)
+                .where(HostGroup.host_id.in_(ids)).order_by(HostGroup.host_id, Group.name)):
+            by_id[host_id].group_names.append(name)
+    return listed
 
 
 def clean_host_fields(data: Mapping[str, Any], prefix: str = "") -> tuple[dict[str, Any],

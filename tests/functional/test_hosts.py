@@ -743,3 +743,89 @@ def test_variables_if_match_is_checked(client, host):
     assert response.status_code == 412
     assert client.delete(f"{url}/role", headers={"If-Match": stale}).status_code == 412
     assert get_json(client, url) == {"variables": host["variables"]}
+
+
+# --- Listing ---------------------------------------------------------------------------------
+
+def test_list_answers_byte_for_byte_what_host_list_dumps(app, client, region, database):
+    """The hosts lists (a region's, across regions, a group's members) read rows and dump them
+    without marshmallow (for speed); they answer, to the byte, what HostList dumps of the same
+    hosts as ORM objects: every field, in the same order, variables hidden as they are stored,
+    groups by name, reachability."""
+    from flask import jsonify
+    from sqlalchemy import select, update
+
+    from craton.api.v1 import schemas
+    from craton.db.models import Host
+    from craton.inventory.hosts import HOST_LOADERS
+
+    make_group(client, region, "zeta")
+    alpha = make_group(client, region, "alpha")
+    items = [
+        {"name": "full", "ip_address": "10.0.0.1", "fqdn": "full.example", "ssh_port": 2222,
+         "ssh_user": "deploy", "state": "ready", "groups": ["zeta", "alpha"],
+         "variables": {**ROUND_TRIP, "db_password": "s3cret", "Zed": 1, "motd": "hi"}},
+        {"name": "bare"},
+        {"name": "seen", "groups": ["alpha"], "variables": {"role": "web"}},
+        {"name": "unseen", "state": "stopped", "variables": {"vault_token": {"a": 1}}},
+    ]
+    created = {h["name"]: h for h in client.create(hosts_url(region), items)["items"]}
+    response = client.patch(f"/v1/hosts/{created['bare']['id']}/variables",
+                            {"variables": {"motd_key": "x", "plain": 2}, "sensitive": ["motd_key"]})
+    assert response.status_code == 200, response.get_json()
+    with database.transaction() as session:
+        session.execute(update(Host).where(Host.id == created["seen"]["id"]).values(
+            reachable=True, last_seen_at=Host.created_at))
+        session.execute(update(Host).where(Host.id == created["unseen"]["id"]).values(
+            reachable=False))
+    other = client.create(f"/v1/tenants/{region['tenant_id']}/regions", {"name": "other"})
+    client.create(f"/v1/regions/{other['id']}/hosts", {"name": "elsewhere"})
+    stranger = client.create("/v1/tenants", {"name": "stranger"})
+    far = client.create(f"/v1/tenants/{stranger['id']}/regions", {"name": "far"})
+    client.create(f"/v1/regions/{far['id']}/hosts", {"name": "theirs", "variables": {"a": 1}})
+
+    def orm_dump(where: Any, limit: int, next_url: str | None) -> bytes:
+        session = database.new_session()
+        try:
+            found = list(session.scalars(select(Host).where(where).order_by(Host.id)
+                                         .options(*HOST_LOADERS).limit(limit)))
+            with app.app_context():
+                return jsonify(schemas.HostList().dump({"items": found, "next": next_url})).data
+        finally:
+            session.close()
+
+    ours = Host.region_id.in_([region["id"], other["id"]])
+    for url, tenant, where in (
+        (f"{hosts_url(region)}?limit=1000", None, Host.region_id == region["id"]),
+        (f"{hosts_url(region)}?limit=1000", region["tenant_id"], Host.region_id == region["id"]),
+        ("/v1/hosts?limit=1000", None, Host.id > 0),
+        ("/v1/hosts?limit=1000", region["tenant_id"], ours),
+        (f"/v1/hosts?limit=2&marker={created['full']['id']}", region["tenant_id"],
+         ours & (Host.id > created["full"]["id"])),
+        (f"/v1/groups/{alpha['id']}/hosts", region["tenant_id"],
+         Host.id.in_([created["full"]["id"], created["seen"]["id"]])),
+    ):
+        response = client.get(url, tenant=tenant, roles="reader" if tenant else None)
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        expected = orm_dump(where, len(body["items"]), body["next"])
+        assert len(body["items"]) >= 2 and response.data == expected, (url, tenant)
+    shown = {h["name"]: h for h in client.get(f"{hosts_url(region)}").get_json()["items"]}
+    assert shown["full"]["variables"]["db_password"] == "<hidden>"
+    assert shown["full"]["groups"] == ["alpha", "zeta"]
+    assert shown["bare"]["variables"] == {"motd_key": "<hidden>", "plain": 2}
+    assert (shown["seen"]["reachable"], shown["unseen"]["reachable"]) == (True, False)
+    assert shown["seen"]["last_seen_at"] == shown["seen"]["created_at"]
+
+
+def test_plain_dumper_refuses_a_field_it_cannot_dump():
+    """A field type whose dump is not a plain conversion cannot slip into the fast path."""
+    import marshmallow as ma
+
+    from craton.api.v1.schemas import PlainDumper, Stamped
+
+    class WithNested(Stamped):
+        inner = ma.fields.Nested(Stamped)
+
+    with pytest.raises(TypeError, match="Nested field 'inner'"):
+        PlainDumper(WithNested())

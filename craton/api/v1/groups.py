@@ -18,12 +18,12 @@ from craton.api.common import (
     with_etag,
 )
 from craton.api.v1 import schemas
+from craton.api.v1.hosts import host_page
 from craton.api.v1.variables import register_variables
 from craton.db.models import Group, GroupChild, Host, HostGroup, Region
 from craton.db.scope import get_scoped, scoped_select
 from craton.errors import NotFound
 from craton.inventory import groups
-from craton.inventory.hosts import HOST_LOADERS
 from craton.inventory.select import subtree
 from craton.names import check, group_name_problem
 
@@ -114,8 +114,7 @@ class GroupHosts(MethodView):
             members = select(HostGroup.host_id).where(HostGroup.group_id.in_(group_ids))
         else:
             members = select(HostGroup.host_id).where(HostGroup.group_id == group.id)
-        stmt = scoped_select(context(), Host).where(Host.id.in_(members)).options(*HOST_LOADERS)
-        return paginate(stmt, Host.id, args)
+        return host_page(scoped_select(context(), Host).where(Host.id.in_(members)), args)
 
     @blp.arguments(schemas.MembersSchema)
     @blp.response(200, schemas.ChangedSchema)
