@@ -67,9 +67,9 @@ class CuttingProxy:
         with contextlib.suppress(OSError):
             while True:
                 downstream, _ = self.listener.accept()
-                threading.Thread(target=self._serve, args=(downstream, len(self.requests)),
-                                 daemon=True).start()
                 self.requests.append(b"")
+                threading.Thread(target=self._serve, args=(downstream, len(self.requests) - 1),
+                                 daemon=True).start()
 
     def _serve(self, downstream: socket.socket, number: int) -> None:
         upstream = socket.create_connection(("127.0.0.1", self.target))
@@ -113,8 +113,6 @@ def test_job_run_watch_without_a_terminal(api: Api, job_region: tuple[int, int])
     assert "unreachable: " in unreachable, "Ansible's message comes with the failure"
     table = out[out.index("+--"):]
     assert table.index("h3") < table.index("h1"), "problems first in the summary"
-
-
 
 
 def test_job_watch_exits_0_when_every_host_succeeded(api: Api,
