@@ -66,15 +66,11 @@ def demo_load(settings: Settings, args: argparse.Namespace) -> int:
     job can read them."""
     from craton.demo import DEMO_FORKS, DEMO_PLAYBOOK, install_demo_source, load_demo
 
-    db = Database(settings.database_url)
-    try:
-        with db.transaction() as session:
-            _recorded_as_operator(session)
-            region = load_demo(session, settings)
-            region_id, tenant_id = region.id, region.tenant_id
-            print(f"demo region {region.name!r} is region {region_id} (tenant {tenant_id})")
-    finally:
-        db.dispose()
+    with Database(settings.database_url) as db, db.transaction() as session:
+        _recorded_as_operator(session)
+        region = load_demo(session, settings)
+        region_id, tenant_id = region.id, region.tenant_id
+        print(f"demo region {region.name!r} is region {region_id} (tenant {tenant_id})")
     source = install_demo_source(settings, tenant_id)
     job = {"region_id": region_id, "playbook": DEMO_PLAYBOOK, "source": {"path": str(source)},
            "forks": DEMO_FORKS}
@@ -91,16 +87,15 @@ def jobs_prune(settings: Settings, args: argparse.Namespace) -> int:
     from craton.secrets.backends import load_backend
     from craton.sources.fetch import Fetcher
 
-    db = Database(settings.database_url)
-    system = JobSystem(settings, db, load_backend(settings), Fetcher(settings))
-    try:
-        with db.transaction() as session:
-            pruned = prune_jobs(session, args.older_than)
-        system.forget(pruned)
-        print(f"pruned {len(pruned)} job(s)")
-    finally:
-        system.close()
-        db.dispose()
+    with Database(settings.database_url) as db:
+        system = JobSystem(settings, db, load_backend(settings), Fetcher(settings))
+        try:
+            with db.transaction() as session:
+                pruned = prune_jobs(session, args.older_than)
+            system.forget(pruned)
+            print(f"pruned {len(pruned)} job(s)")
+        finally:
+            system.close()
     return 0
 
 
@@ -117,11 +112,8 @@ def changes_prune(settings: Settings, args: argparse.Namespace) -> int:
               "nothing pruned")
         return 0
     cutoff = utcnow() - older_than
-    db = Database(settings.database_url)
-    try:
+    with Database(settings.database_url) as db:
         pruned = changes.prune(db, cutoff)
-    finally:
-        db.dispose()
     print(f"pruned {pruned} change record(s) made before {cutoff:%Y-%m-%d %H:%M:%S} UTC")
     return 0
 
@@ -175,9 +167,8 @@ def import_inventory(settings: Settings, args: argparse.Namespace) -> int:
     else:
         fmt = args.format or IMPORT_FORMATS.get(path.suffix.lower(), "ini")
         files, content = None, path.read_text()
-    db = Database(settings.database_url)
     try:
-        with db.transaction() as session:
+        with Database(settings.database_url) as db, db.transaction() as session:
             _recorded_as_operator(session)
             region = get_scoped(session, ADMIN, Region, args.region)
             parsed = importer.parse_inventory(importer.inventory_files(fmt, content, files))
@@ -188,8 +179,6 @@ def import_inventory(settings: Settings, args: argparse.Namespace) -> int:
     except CratonError as error:
         print(f"craton-manage: {error.message}", file=sys.stderr)
         return 1
-    finally:
-        db.dispose()
     print(json.dumps(plan.as_dict(), indent=2, ensure_ascii=False))
     return 0
 
@@ -214,9 +203,8 @@ def apikey_create(settings: Settings, args: argparse.Namespace) -> int:
 
     hash_key = apikeys.read_or_create_hash_key(settings.apikey_hash_key_file)
     expires_at = utcnow() + args.expires if args.expires else None
-    db = Database(settings.database_url)
     try:
-        with db.transaction() as session:
+        with Database(settings.database_url) as db, db.transaction() as session:
             _recorded_as_operator(session)
             tenant_id = None
             if not args.cloud_admin:
@@ -234,8 +222,6 @@ def apikey_create(settings: Settings, args: argparse.Namespace) -> int:
     except CratonError as error:
         print(f"craton-manage: {error.message}", file=sys.stderr)
         return 1
-    finally:
-        db.dispose()
     print(f"{described}. It is shown this once; keep it now:", file=sys.stderr)
     print(key)
     return 0
@@ -247,15 +233,11 @@ def apikey_list(settings: Settings, args: argparse.Namespace) -> int:
 
     from craton.db.models import ApiKey
 
-    db = Database(settings.database_url)
-    try:
-        with db.transaction(write=False) as session:
-            stmt = select(ApiKey).order_by(ApiKey.id)
-            if args.tenant is not None:
-                stmt = stmt.where(ApiKey.tenant_id == args.tenant)
-            rows = list(session.scalars(stmt))
-    finally:
-        db.dispose()
+    with Database(settings.database_url) as db, db.transaction(write=False) as session:
+        stmt = select(ApiKey).order_by(ApiKey.id)
+        if args.tenant is not None:
+            stmt = stmt.where(ApiKey.tenant_id == args.tenant)
+        rows = list(session.scalars(stmt))
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
     def when(moment: dt.datetime | None) -> str:
@@ -278,18 +260,14 @@ def apikey_revoke(settings: Settings, args: argparse.Namespace) -> int:
     from craton.db.models import ApiKey
     from craton.identity import apikeys
 
-    db = Database(settings.database_url)
-    try:
-        with db.transaction() as session:
-            _recorded_as_operator(session)
-            row = session.get(ApiKey, args.id)
-            if row is None:
-                print(f"craton-manage: no API key {args.id}", file=sys.stderr)
-                return 1
-            apikeys.revoke_key(session, _operator(), row)
-            print(f"API key {row.id} {row.name!r} revoked")
-    finally:
-        db.dispose()
+    with Database(settings.database_url) as db, db.transaction() as session:
+        _recorded_as_operator(session)
+        row = session.get(ApiKey, args.id)
+        if row is None:
+            print(f"craton-manage: no API key {args.id}", file=sys.stderr)
+            return 1
+        apikeys.revoke_key(session, _operator(), row)
+        print(f"API key {row.id} {row.name!r} revoked")
     return 0
 
 
@@ -342,9 +320,8 @@ def tenant_create(settings: Settings, args: argparse.Namespace) -> int:
     from craton.errors import CratonError
     from craton.inventory import tenancy
 
-    db = Database(settings.database_url)
     try:
-        with db.transaction() as session:
+        with Database(settings.database_url) as db, db.transaction() as session:
             tenant = tenancy.create_tenant(session, _operator(), {
                 "name": args.name, "description": args.description,
                 "keystone_project_id": args.keystone_project})
@@ -354,8 +331,6 @@ def tenant_create(settings: Settings, args: argparse.Namespace) -> int:
     except CratonError as error:
         print(f"craton-manage: {error.message}", file=sys.stderr)
         return 1
-    finally:
-        db.dispose()
     return 0
 
 
