@@ -109,8 +109,10 @@ def test_job_run_watch_without_a_terminal(api: Api, job_region: tuple[int, int])
     assert failed.returncode == 1, (out, failed.stderr)
     assert "\x1b" not in out, "no escape codes when stdout is not a terminal"
     assert "✓ h1 ok" in out and "✓ h2 ok" in out
-    unreachable = next(line for line in out.splitlines() if line.startswith("⊘ h3"))
-    assert "unreachable: " in unreachable, "Ansible's message comes with the failure"
+    (unreachable,) = [line for line in out.splitlines() if line.startswith("⊘ h3")]
+    assert unreachable.startswith("⊘ h3 unreachable at ping: ") and \
+        "Failed to connect to the host via ssh: ssh: connect to host 127.0.0.1 port 1: " \
+        "Connection refused" in unreachable, "Ansible's message, on one line, told once"
     table = out[out.index("+--"):]
     assert table.index("h3") < table.index("h1"), "problems first in the summary"
 
