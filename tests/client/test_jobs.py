@@ -219,10 +219,13 @@ def held(api: Api, client: Client) -> Iterator[Held]:
         go_ahead.close()
 
 
-def waiting(client: Client, job_id: int, **options: float) -> tuple[threading.Thread, list]:
+Outcome = list[tuple[Job | Exception, datetime]]
+
+
+def waiting(client: Client, job_id: int, **options: float) -> tuple[threading.Thread, Outcome]:
     """``client.jobs.wait(job_id, **options)`` in a thread; its list gets (what it returned
     or raised, the wall-clock time then)."""
-    outcome: list = []
+    outcome: Outcome = []
 
     def wait() -> None:
         try:

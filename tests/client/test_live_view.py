@@ -200,6 +200,13 @@ def legend_counts(text: str) -> dict[str, int]:
         line_with(text, "✓ ok"))}
 
 
+def clock_of(text: str) -> int:
+    """The seconds the headline's clock shows."""
+    found = re.search(r"hosts done · (\d+):(\d\d)", text)
+    assert found, f"no clock on the screen:\n{text}"
+    return int(found[1]) * 60 + int(found[2])
+
+
 def bar_line(text: str) -> str:
     """The progress bar: the row made only of the bar's characters."""
     rows = [line.strip() for line in text.splitlines()
@@ -231,11 +238,11 @@ def test_job_run_watch_on_a_terminal(api: Api, lab: Lab) -> None:
             "half the bar running, a quarter each failed and unreachable"
         assert "task: Wait for the go-ahead" in text
         assert b"\x1b[" in term.raw, "a terminal gets a live view, drawn with escape codes"
-        before = term.raw.count(f"job {job_id} running".encode())
+        assert term.raw.count(f"job {job_id} running".encode()) > 1, "drawn more than once"
 
-        # The view keeps redrawing while nothing happens (its clock moves on).
-        term.wait_for("a redraw", lambda _: term.raw.count(
-            f"job {job_id} running".encode()) > before)
+        # While nothing happens the view is still redrawn: its clock moves on.
+        clock = clock_of(text)
+        term.wait_for("the clock moving on", lambda now: clock_of(now) > clock)
 
         lab.go_ahead.give()
         status = term.finish()
