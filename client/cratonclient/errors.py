@@ -52,7 +52,18 @@ class BundleError(CratonError):
 
 
 class StreamError(CratonError):
-    """The event stream could not be resumed after repeated dropped connections."""
+    """The event stream could not be resumed after repeated dropped connections, or the
+    server answered something that is not an event stream."""
+
+
+class JobTimeout(CratonError, TimeoutError):
+    """A job did not end within the time a wait allowed (the job itself runs on).
+    ``job_id`` and ``status`` (its last known state) say which and where it was."""
+
+    def __init__(self, message: str, *, job_id: int, status: str | None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.status = status
 
 
 class HttpError(CratonError):

@@ -10,7 +10,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote
 
-from cratonclient.errors import ConnectionFailed, StreamError
+from cratonclient.errors import (
+    ConnectionFailed,
+    JobTimeout,
+    ServerError,
+    StreamError,
+    TooManyRequests,
+)
 from cratonclient.resources import (
     ApiKey,
     Group,
@@ -29,6 +35,9 @@ from cratonclient.resources import (
 )
 
 if TYPE_CHECKING:
+    from requests import Response
+    from sseclient import Event
+
     from cratonclient.client import Client
 
 R = TypeVar("R", bound=Resource)
@@ -387,20 +396,14 @@ class Jobs(Manager):
         repeated; after ``max_failures`` reconnects in a row that brought no event,
         StreamError. ``read_timeout`` must exceed the server's keep-alive (15 s)."""
         from requests import RequestException
-        from sseclient import SSEClient
 
         last = last_event_id
         failures = 0
         while True:
-            headers = {"Accept": "text/event-stream"}
-            if last is not None:
-                headers["Last-Event-ID"] = str(last)
             try:
-                response = self.transport.request(
-                    "GET", f"/v1/jobs/{job_id}/events", headers=headers, stream=True,
-                    timeout=(10.0, read_timeout))
+                response = self._open_stream(job_id, last, (10.0, read_timeout))
                 try:
-                    for message in SSEClient(response.iter_content(chunk_size=None)).events():
+                    for message in _messages(response, None):
                         if message.event == "end":
                             return
                         event = JobEvent(self.client, json.loads(message.data))
@@ -420,3 +423,147 @@ class Jobs(Manager):
                     raise StreamError(f"job {job_id}: the event stream ended {failures} "
                                       "times without its end event")
             time.sleep(reconnect_delay * min(failures, 5))
+
+    def wait(self, job_id: int, timeout: float | None = None, *, interval: float = 0.5,
+             reconnect_delay: float = 1.0, max_failures: int = 10,
+             read_timeout: float = 60.0) -> Job:
+        """Wait until the job has ended; the job as it then is.
+
+        Follows the job's event stream to its end, which the server sends once the job has
+        finished and its last event is stored (so :meth:`events` then holds them all); a
+        dropped stream is resumed as :meth:`stream` resumes it. Only when the stream cannot
+        be opened — no connection, a 429 (too many streams) or 5xx answer, an answer that
+        is not an event stream — or keeps dropping (``max_failures`` times in a row) does
+        it poll ``GET /v1/jobs/{id}`` instead, at most every ``interval`` seconds.
+
+        Past ``timeout`` seconds (None: no limit), :class:`~cratonclient.errors.JobTimeout`;
+        the job runs on.
+        """
+        from requests import RequestException
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        job = self.get(job_id)
+        last, status = job.last_event, job.status
+        failures = 0
+
+        def expired() -> None:
+            _check(deadline, job_id, status, timeout)
+
+        while not job.finished:
+            try:
+                response = self._open_stream(job_id, last, _timeouts(deadline, read_timeout))
+            except (ConnectionFailed, TooManyRequests, ServerError, StreamError):
+                return self._poll(job, deadline, timeout, interval)
+            ended = False
+            try:
+                for message in _messages(response, deadline, expired, read_timeout):
+                    if message.event == "end":
+                        ended = True
+                        break
+                    body = json.loads(message.data)
+                    last, failures = body["seq"], 0
+                    if body.get("kind") == "job" and (body.get("data") or {}).get("status"):
+                        status = body["data"]["status"]
+            except (ConnectionFailed, RequestException):
+                expired()
+            finally:
+                response.close()
+            if ended:
+                job = self.get(job_id)
+                if not job.finished:  # the server saw the job go quiet before it ended
+                    return self._poll(job, deadline, timeout, interval)
+                continue
+            failures += 1
+            if failures > max_failures:
+                return self._poll(job, deadline, timeout, interval)
+            _pause(reconnect_delay * min(failures, 5), deadline)
+            expired()
+        return job
+
+    def _poll(self, job: Job, deadline: float | None, timeout: float | None,
+              interval: float) -> Job:
+        """``GET`` the job until it has finished (the pause grows to ``interval``)."""
+        pause = min(interval, 0.2)
+        while not job.finished:
+            _check(deadline, job.id, job.status, timeout)
+            _pause(pause, deadline)
+            pause = min(pause * 1.5, interval)
+            job = self.get(job.id)
+        return job
+
+    def _open_stream(self, job_id: int, last: int | None,
+                     timeout: tuple[float, float]) -> Response:
+        """The job's event stream after event ``last``, its answer checked to be one."""
+        headers = {"Accept": "text/event-stream"}
+        if last is not None:
+            headers["Last-Event-ID"] = str(last)
+        response = self.transport.request("GET", f"/v1/jobs/{job_id}/events",
+                                          headers=headers, stream=True, timeout=timeout)
+        kind = response.headers.get("Content-Type", "")
+        if not kind.startswith("text/event-stream"):
+            response.close()
+            raise StreamError(f"job {job_id}: GET /v1/jobs/{job_id}/events answered "
+                              f"{kind or 'no Content-Type'}, not an event stream")
+        return response
+
+
+def _messages(response: Response, deadline: float | None,
+              expired: Callable[[], None] | None = None,
+              read_timeout: float = 60.0) -> Iterator[Event]:
+    """The SSE messages of an open stream. With a ``deadline`` (``time.monotonic()``), each
+    read waits only until then (and at most ``read_timeout``), and ``expired`` (which raises
+    once the deadline has passed) is called before each read and when a read fails."""
+    from requests import RequestException
+    from sseclient import SSEClient
+
+    def chunks() -> Iterator[bytes]:
+        received = response.iter_content(chunk_size=None)
+        while True:
+            if deadline is not None:
+                if expired is not None:
+                    expired()
+                _bound_next_read(response, min(read_timeout, deadline - time.monotonic()))
+            try:
+                chunk = next(received)
+            except StopIteration:
+                return
+            except RequestException:
+                if expired is not None:
+                    expired()
+                raise
+            yield chunk
+
+    return SSEClient(chunks()).events()  # type: ignore[no-any-return]
+
+
+def _bound_next_read(response: Response, seconds: float) -> None:
+    """Make the next read of a streamed answer wait at most ``seconds``: urllib3 sets the
+    socket's read timeout once, when the request is sent, and keep-alive comments would
+    otherwise let a wait run on until the next one (every 15 s)."""
+    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    if sock is not None:
+        sock.settimeout(max(seconds, 0.001))
+
+
+def _timeouts(deadline: float | None, read_timeout: float) -> tuple[float, float]:
+    """(connect, read) timeouts for a request that must end by ``deadline``."""
+    if deadline is None:
+        return 10.0, read_timeout
+    left = max(deadline - time.monotonic(), 0.001)
+    return min(10.0, left), min(read_timeout, left)
+
+
+def _check(deadline: float | None, job_id: int, status: str | None,
+           timeout: float | None) -> None:
+    """JobTimeout once ``deadline`` has passed."""
+    if deadline is not None and time.monotonic() >= deadline:
+        raise JobTimeout(f"job {job_id} did not end within the {timeout:g} s the wait "
+                         f"allowed (it is {status or 'unfinished'}, and goes on)",
+                         job_id=job_id, status=status)
+
+
+def _pause(seconds: float, deadline: float | None) -> None:
+    """Sleep ``seconds``, but not past ``deadline``."""
+    if deadline is not None:
+        seconds = min(seconds, max(deadline - time.monotonic(), 0.0))
+    time.sleep(seconds)

@@ -10,7 +10,6 @@ body (copied on first use, so changing ``host.variables`` in place changes only 
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
@@ -520,15 +519,11 @@ class Job(Resource):
         return self
 
     def wait(self, timeout: float | None = None, interval: float = 0.5) -> Job:
-        """Poll until the job has finished (``timeout`` in seconds: TimeoutError past it)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        pause = min(interval, 0.2)
-        while not self.refresh().finished:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"job {self._body['id']} still {self._body.get('status')} "
-                                   f"after {timeout} s")
-            time.sleep(pause)
-            pause = min(pause * 1.5, interval)
+        """Wait until the job has ended, following its event stream (polling only when the
+        stream cannot be opened: see :meth:`cratonclient.managers.Jobs.wait`), and show it
+        as it then is. Past ``timeout`` seconds, :class:`~cratonclient.errors.JobTimeout`."""
+        ended = self.client.jobs.wait(self._body["id"], timeout, interval=interval)
+        self._load(ended._body, ended.etag)
         return self
 
     def host_states(self, status: str | list[str] | None = None) -> Page[JobHost]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from rich import box
@@ -33,6 +34,8 @@ STATES = {
     "pending": ("·", "dim", "·"),
 }
 FINISHED = frozenset({"ok", "changed", "failed", "unreachable", "skipped"})
+PROBLEMS = {"runner_on_failed": "failed", "runner_on_unreachable": "unreachable"}
+"""Ansible's events that take a host out of the play, and the state each means."""
 SUCCEEDED = frozenset({"ok", "changed"})
 BAR_WIDTH = 40
 SHOWN_RUNNING = 5
@@ -44,6 +47,8 @@ class HostView:
     status: str = "pending"
     task: str | None = None
     message: str | None = None
+    told: str | None = None
+    """The state the user was last told this host is in."""
 
 
 @dataclasses.dataclass
@@ -57,6 +62,8 @@ class JobView:
     task: str | None = None
     message: str | None = None
     started: float = dataclasses.field(default_factory=time.monotonic)
+    """When the job started, on this process's monotonic clock."""
+    duration: float | None = None
 
     def count(self) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)
@@ -65,28 +72,52 @@ class JobView:
         return counts
 
     def apply(self, event: JobEvent) -> HostView | None:
-        """Take one event in; the host whose result it is, when it finished one."""
+        """Take one event in; the host to tell the user about, when it has news.
+
+        A failed task (not ignored) or an unreachable host counts as that host's state at
+        once, as Ansible takes the host out of the play then; the host's result, at the end
+        of its run, has the last word (a failure a ``rescue`` block handled ends ``ok``)."""
         data = event.data or {}
         host = self.hosts.get(event.host) if event.host else None
-        if event.kind == "runner_on_start" and host and host.status not in FINISHED:
+        if host is None:
+            if event.kind == "playbook_on_task_start":
+                self.task = data.get("task")
+            elif event.kind == "job" and data.get("status"):
+                if data["status"] == "running" and self.status == "pending":
+                    self.started = time.monotonic()
+                self.status = data["status"]
+                self.message = data.get("message") or self.message
+            return None
+        if event.kind == "runner_on_start" and host.status not in FINISHED:
             host.status, host.task = "running", data.get("task") or host.task
-        elif event.kind in ("runner_on_failed", "runner_on_unreachable") and host \
-                and not data.get("ignore_errors") and host.status not in FINISHED:
+        elif event.kind in PROBLEMS and not data.get("ignore_errors") \
+                and host.status not in FINISHED:
+            host.status = PROBLEMS[event.kind]
             host.task = data.get("task") or host.task
             host.message = data.get("msg") or host.message
-        elif event.kind == "host_result" and host:
+            return self._news(host)
+        elif event.kind == "host_result":
             host.status = data.get("status") or host.status
             host.message = data.get("msg") if data.get("msg") is not None else host.message
-            return host
-        elif event.kind == "host_skipped" and host:
+            return self._news(host)
+        elif event.kind == "host_skipped":
             host.status, host.message = "skipped", data.get("msg")
-            return host
-        elif event.kind == "playbook_on_task_start":
-            self.task = data.get("task")
-        elif event.kind == "job" and data.get("status"):
-            self.status = data["status"]
-            self.message = data.get("message") or self.message
+            return self._news(host)
         return None
+
+    @staticmethod
+    def _news(host: HostView) -> HostView | None:
+        """``host``, unless the user was already told it reached this state."""
+        if host.told == host.status:
+            return None
+        host.told = host.status
+        return host
+
+    def elapsed(self) -> float:
+        """Seconds the job has run: its duration once it has ended."""
+        if self.duration is not None:
+            return self.duration
+        return max(0.0, time.monotonic() - self.started)
 
     def succeeded(self) -> bool:
         return self.status == "succeeded" and all(
@@ -94,19 +125,20 @@ class JobView:
 
 
 def bar(view: JobView) -> Text:
-    """The progress bar: one segment per state, sized by its share of the hosts."""
+    """The progress bar: one segment per state, sized by its share of the hosts (rounded
+    where the segments meet, so they always fill the bar and a state without hosts gets
+    none of it)."""
+    if not view.hosts:
+        return Text(STATES["pending"][2] * BAR_WIDTH, style=STATES["pending"][1])
     counts = view.count()
-    total = max(len(view.hosts), 1)
+    total = len(view.hosts)
     text = Text()
-    used = 0
-    order = list(STATES)
-    for index, state in enumerate(order):
-        width = round(BAR_WIDTH * counts[state] / total)
-        if index == len(order) - 1:
-            width = BAR_WIDTH - used
-        width = max(0, min(width, BAR_WIDTH - used))
-        text.append(STATES[state][2] * width, style=STATES[state][1])
-        used += width
+    before = drawn = 0
+    for state, (_, style, character) in STATES.items():
+        before += counts[state]
+        width = round(BAR_WIDTH * before / total) - drawn
+        text.append(character * width, style=style)
+        drawn += width
     return text
 
 
@@ -121,7 +153,7 @@ def legend(view: JobView) -> Text:
 
 def headline(view: JobView) -> str:
     done = sum(1 for host in view.hosts.values() if host.status in FINISHED)
-    elapsed = int(time.monotonic() - view.started)
+    elapsed = int(view.elapsed())
     return (f"job {view.job_id} {view.status} · {view.playbook} · {done}/{len(view.hosts)} "
             f"hosts done · {elapsed // 60}:{elapsed % 60:02d}")
 
@@ -153,10 +185,14 @@ def summary(view: JobView, terminal: bool) -> Table:
 
 
 def news(host: HostView) -> Text:
+    """One line about a host that reached a state: for a problem, where and Ansible's words
+    (their line breaks made spaces, so a log keeps one line per host)."""
     glyph, style, _ = STATES.get(host.status, ("?", "", ""))
     line = Text(f"{glyph} {host.name} {host.status}", style=style)
+    if host.status in ("failed", "unreachable") and host.task:
+        line.append(f" at {host.task}", style=style)
     if host.message and host.status not in SUCCEEDED:
-        line.append(f": {host.message}")
+        line.append(": " + " ".join(host.message.split()))
     return line
 
 
@@ -165,28 +201,30 @@ def watch(client: Client, job_id: int, stdout: IO[str]) -> int:
     succeeded, 1 otherwise."""
     job = client.jobs.get(job_id)
     last = job.last_event
-    hosts = {row.name: HostView(row.name, row.status, row.current_task, row.message)
+    hosts = {row.name: HostView(row.name, row.status, row.current_task, row.message,
+                                told=row.status)
              for row in client.jobs.hosts(job_id)}
-    view = JobView(job_id, job.playbook, job.status, hosts, message=job.message)
+    view = JobView(job_id, job.playbook, job.status, hosts, message=job.message,
+                   started=time.monotonic() - _running_for(job.started_at))
     console = Console(file=stdout, highlight=False, soft_wrap=False)
     terminal = console.is_terminal
+    events = client.jobs.stream(job_id, last_event_id=last)
     if terminal:
-        with Live(live_panel(view), console=console, refresh_per_second=8,
-                  transient=True) as live:
-            for event in client.jobs.stream(job_id, last_event_id=last):
-                finished = view.apply(event)
-                if finished is not None and finished.status not in SUCCEEDED:
-                    live.console.print(news(finished))
-                live.update(live_panel(view))
+        # The panel is drawn afresh at each refresh, so its clock moves on between events.
+        with Live(console=console, refresh_per_second=4, transient=True,
+                  get_renderable=lambda: live_panel(view)) as live:
+            for event in events:
+                told = view.apply(event)
+                if told is not None and told.status not in SUCCEEDED:
+                    live.console.print(news(told))
     else:
         console.print(headline(view))
-        for event in client.jobs.stream(job_id, last_event_id=last):
-            finished = view.apply(event)
-            if finished is not None:
-                console.print(news(finished))
+        for event in events:
+            told = view.apply(event)
+            if told is not None:
+                console.print(news(told), soft_wrap=True)  # a log line is never cut
     final = client.jobs.get(job_id)
-    view.status = final.status
-    view.message = final.message
+    view.status, view.message, view.duration = final.status, final.message, final.duration
     for row in client.jobs.hosts(job_id):
         shown = view.hosts.setdefault(row.name, HostView(row.name))
         shown.status, shown.message = row.status, row.message or shown.message
@@ -194,3 +232,13 @@ def watch(client: Client, job_id: int, stdout: IO[str]) -> int:
     if view.message:
         console.print(view.message)
     return 0 if view.succeeded() else 1
+
+
+def _running_for(started_at: str | None) -> float:
+    """Seconds since ``started_at`` (the server's ISO 8601 time), by this machine's clock."""
+    if not started_at:
+        return 0.0
+    started = datetime.fromisoformat(started_at)
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - started).total_seconds())
