@@ -4,6 +4,7 @@ the directory, and a fleet in it for each test that wants one."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -17,6 +18,26 @@ from cratonclient import Client
 from tests.integration.test_server import BIN, Server, craton_environment, running_api
 
 CRATON = Path(sys.executable).parent / "craton"
+
+
+EVENT_TIMEOUT = 180.0
+"""Only how long a test waits before it gives up on something that should happen."""
+
+
+class GoAhead:
+    """A loopback port that refuses connections until :meth:`give` starts listening on it:
+    the playbook's hosts wait for it."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.port: int = self.socket.getsockname()[1]
+
+    def give(self) -> None:
+        self.socket.listen(16)
+
+    def close(self) -> None:
+        self.socket.close()
 
 
 @dataclass

@@ -18,8 +18,7 @@ import pytest
 import requests
 
 from cratonclient import Client, CratonError, Job, JobTimeout
-from tests.client.conftest import Api, run_cli
-from tests.client.test_live_view import EVENT_TIMEOUT, GoAhead
+from tests.client.conftest import EVENT_TIMEOUT, Api, GoAhead, run_cli
 
 LOCAL = {"ansible_connection": "local",
          "ansible_python_interpreter": "{{ ansible_playbook_python }}"}

@@ -14,7 +14,6 @@ import contextlib
 import fcntl
 import os
 import re
-import socket
 import struct
 import subprocess
 import termios
@@ -29,7 +28,7 @@ import pyte
 import pytest
 
 from cratonclient import Client
-from tests.client.conftest import CRATON, Api
+from tests.client.conftest import CRATON, EVENT_TIMEOUT, Api, GoAhead
 
 COLUMNS, ROWS = 160, 40
 LOCAL = {"ansible_connection": "local",
@@ -54,26 +53,6 @@ SITE = """\
     - name: Install packages
       ansible.builtin.command: "true"
 """
-EVENT_TIMEOUT = 180.0
-"""Only how long a test waits before it gives up on something that should happen."""
-
-
-class GoAhead:
-    """A loopback port that refuses connections until :meth:`give` starts listening on it:
-    the playbook's hosts wait for it."""
-
-    def __init__(self) -> None:
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        self.port: int = self.socket.getsockname()[1]
-
-    def give(self) -> None:
-        self.socket.listen(16)
-
-    def close(self) -> None:
-        self.socket.close()
-
-
 @dataclass
 class Lab:
     client: Client
