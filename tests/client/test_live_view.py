@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import os
 import re
+import signal
 import struct
 import subprocess
 import termios
@@ -265,3 +266,17 @@ def test_job_watch_attaches_to_a_running_job(api: Api, lab: Lab) -> None:
     rows = [line.split()[:3] for line in final.splitlines() if re.match(r"\s*h\d\s", line)]
     assert rows == [["h1", "±", "changed"], ["h2", "±", "changed"]], final
     assert "▶" not in final and "✕" not in final and "⊘" not in final
+
+
+def test_ctrl_c_stops_watching_and_leaves_the_job_running(api: Api, lab: Lab) -> None:
+    job = lab.client.jobs.submit(lab.region_id, "site.yml", source={"path": str(lab.source)},
+                                 filters={"id": [lab.host_ids["h1"]]})
+    with terminal(api, "job", "watch", str(job.id)) as term:
+        term.wait_for("h1 waiting", lambda text: "▶ h1: Wait for the go-ahead" in text)
+        term.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        status = term.finish()
+    final = term.text()
+    assert status == 130, final
+    assert f"stopped watching: job {job.id} goes on" in final
+    assert f"craton job cancel {job.id}" in final and "Traceback" not in final
+    assert lab.client.jobs.get(job.id).status == "running", "watching stopped, the job did not"

@@ -20,6 +20,8 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from cratonclient.client import Client
     from cratonclient.resources import JobEvent
 
@@ -208,8 +210,27 @@ def watch(client: Client, job_id: int, stdout: IO[str]) -> int:
                    started=time.monotonic() - _running_for(job.started_at))
     console = Console(file=stdout, highlight=False, soft_wrap=False)
     terminal = console.is_terminal
-    events = client.jobs.stream(job_id, last_event_id=last)
-    if terminal:
+    try:
+        _follow(client.jobs.stream(job_id, last_event_id=last), view, console)
+    except KeyboardInterrupt:
+        console.print(f"stopped watching: job {job_id} goes on (craton job watch {job_id} "
+                      f"follows it again, craton job cancel {job_id} stops it)")
+        return 130
+    final = client.jobs.get(job_id)
+    view.status, view.message, view.duration = final.status, final.message, final.duration
+    for row in client.jobs.hosts(job_id):
+        shown = view.hosts.setdefault(row.name, HostView(row.name))
+        shown.status, shown.message = row.status, row.message or shown.message
+    console.print(summary(view, terminal))
+    if view.message:
+        console.print(view.message)
+    return 0 if view.succeeded() else 1
+
+
+def _follow(events: Iterable[JobEvent], view: JobView, console: Console) -> None:
+    """Draw ``events`` as they come: a live panel with the problems printed above it on a
+    terminal, one plain line per host's news otherwise."""
+    if console.is_terminal:
         # The panel is drawn afresh at each refresh, so its clock moves on between events.
         with Live(console=console, refresh_per_second=4, transient=True,
                   get_renderable=lambda: live_panel(view)) as live:
@@ -223,15 +244,6 @@ def watch(client: Client, job_id: int, stdout: IO[str]) -> int:
             told = view.apply(event)
             if told is not None:
                 console.print(news(told), soft_wrap=True)  # a log line is never cut
-    final = client.jobs.get(job_id)
-    view.status, view.message, view.duration = final.status, final.message, final.duration
-    for row in client.jobs.hosts(job_id):
-        shown = view.hosts.setdefault(row.name, HostView(row.name))
-        shown.status, shown.message = row.status, row.message or shown.message
-    console.print(summary(view, terminal))
-    if view.message:
-        console.print(view.message)
-    return 0 if view.succeeded() else 1
 
 
 def _running_for(started_at: str | None) -> float:
