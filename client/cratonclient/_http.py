@@ -13,7 +13,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from cratonclient import __version__
-from cratonclient.errors import ConnectionFailed, error_for
+from cratonclient.errors import ConnectionFailed, CratonError, Unauthorized, error_for
 
 if TYPE_CHECKING:
     from keystoneauth1.session import Session as KeystoneSession
@@ -75,8 +75,14 @@ class Transport:
             if session is None:
                 raise ValueError("a Craton URL is needed (or a Keystone session whose catalog "
                                  "lists Craton)")
-            url = session.get_endpoint(service_type=service_type, interface=interface,
-                                       region_name=region_name)
+            try:
+                url = session.get_endpoint(service_type=service_type, interface=interface,
+                                           region_name=region_name)
+            except Exception as exc:
+                failure = _keystone_failure(exc)
+                if failure is None:
+                    raise
+                raise failure from exc
             if not url:
                 raise ValueError(f"the Keystone catalog lists no {service_type!r} endpoint")
         self.url = url.rstrip("/")
@@ -128,10 +134,10 @@ class Transport:
             raise ConnectionFailed(f"{method} {url}: {_reason(exc)}", method=method,
                                    url=url) from exc
         except Exception as exc:
-            if self.keystone is not None and _is_keystone_connection_error(exc):
-                raise ConnectionFailed(f"{method} {url}: {exc}", method=method,
-                                       url=url) from exc
-            raise
+            failure = _keystone_failure(exc, method, url) if self.keystone is not None else None
+            if failure is None:
+                raise
+            raise failure from exc
         if response.status_code >= 400 and response.status_code not in ok:
             try:
                 body = response.json()
@@ -176,10 +182,32 @@ def _reason(exc: requests.RequestException) -> str:
     return str(exc)
 
 
-def _is_keystone_connection_error(exc: Exception) -> bool:
+def _keystone_failure(exc: Exception, method: str | None = None,
+                      url: str | None = None) -> CratonError | None:
+    """What keystoneauth1 raised for a request (sent through its session) or while getting a
+    token or the catalog, as the client's own error: no connection (to Craton or to Keystone)
+    is ConnectionFailed; credentials Keystone refuses
+    (a wrong user name, password, domain or project) are Unauthorized, saying so; any other
+    Keystone failure (an auth option missing, an error status) a CratonError with
+    keystoneauth1's words. None for what is not keystoneauth1's."""
     from keystoneauth1 import exceptions
 
-    return isinstance(exc, exceptions.ConnectionError)
+    if isinstance(exc, exceptions.ConnectionError):
+        where = f"{method} {url}: " if url else ""
+        return ConnectionFailed(f"{where}{exc}", method=method, url=url)
+    if isinstance(exc, exceptions.Unauthorized):
+        where = f" at {exc.url}" if exc.url else ""
+        # keystoneauth1's message ends with " (HTTP 401) (Request-ID: …)": said once, below.
+        reason = exc.message.split(" (HTTP ")[0]
+        return Unauthorized(f"Keystone{where} refused the credentials (user name, password, "
+                            f"domain or project): {reason}", code=401,
+                            request_id=exc.request_id, method=method, url=url)
+    if isinstance(exc, exceptions.HttpError):
+        return error_for(exc.http_status or 500, {"error": {"message": f"Keystone: {exc}"}},
+                         {}, method=method, url=url)
+    if isinstance(exc, exceptions.ClientException):
+        return CratonError(f"Keystone: {exc}", method=method, url=url)
+    return None
 
 
 def _redacted(headers: Mapping[str, str]) -> str:

@@ -43,9 +43,9 @@ def service_user(keystone: Keystone) -> ServiceUser:
     return ServiceUser("craton", password, project["id"])
 
 
-def keystone_settings(keystone: Keystone, service: ServiceUser, **extra: str) -> dict[str, str]:
-    """craton-api's environment for ``[api] auth_strategy = keystone`` against ``keystone``."""
-    authtoken = {
+def authtoken_options(keystone: Keystone, service: ServiceUser) -> dict[str, str]:
+    """``[keystone_authtoken]`` for checking tokens of ``keystone`` as ``service``."""
+    return {
         "www_authenticate_uri": f"{keystone.url}/v3", "auth_url": f"{keystone.url}/v3",
         "auth_type": "password", "username": service.name, "password": service.password,
         "project_name": "service", "user_domain_name": "Default",
@@ -53,8 +53,13 @@ def keystone_settings(keystone: Keystone, service: ServiceUser, **extra: str) ->
         # A revoked token is refused once auth_token's cache of it expires: short here.
         "token_cache_time": "2",
     }
+
+
+def keystone_settings(keystone: Keystone, service: ServiceUser, **extra: str) -> dict[str, str]:
+    """craton-api's environment for ``[api] auth_strategy = keystone`` against ``keystone``."""
     return {"CRATON_API_AUTH_STRATEGY": "keystone",
-            **{f"CRATON_KEYSTONE_AUTHTOKEN_{k.upper()}": v for k, v in authtoken.items()},
+            **{f"CRATON_KEYSTONE_AUTHTOKEN_{k.upper()}": v
+               for k, v in authtoken_options(keystone, service).items()},
             **extra}
 
 
@@ -113,3 +118,10 @@ def member_of(keystone: Keystone, project_id: str, role: str | None) -> Member:
     if role:
         keystone.grant(user["id"], role, project_id=project_id)
     return Member(keystone, name, password, project_id)
+
+
+def ensure_role(keystone: Keystone, name: str) -> None:
+    """A Keystone role ``name`` exists (made now, or by an earlier test of the session)."""
+    status, _, answer = keystone.call("POST", "/v3/roles", {"role": {"name": name}},
+                                      token=keystone.admin)
+    assert status in (201, 409), (status, answer)

@@ -1,7 +1,8 @@
 """craton-api with ``[api] auth_strategy = keystone`` in front of a real Keystone: real tokens
 of real projects, users and roles, checked by keystonemiddleware's auth_token — each role
 against representative operations, a system-scoped admin, expiry, revocation, a project
-without a tenant, and no token anywhere in what Craton keeps or answers."""
+without a tenant, and no token anywhere in what Craton keeps or answers. Every operation, for
+every role, is walked with Keystone tokens in test_tenancy_walk.py."""
 
 from __future__ import annotations
 
