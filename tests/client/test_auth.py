@@ -2,8 +2,8 @@
 or through CRATON_API_KEY, and a keystoneauth1 session built from clouds.yaml. No Keystone
 server runs here: the cloud uses keystoneauth1's ``admin_token`` plugin, which sends a fixed
 token as X-Auth-Token — a Craton API key is accepted there — so the whole Keystone code path
-(openstacksdk's config loader, the session, its auth headers and endpoint) runs for real;
-a token issued by Keystone itself is the identity work's to test."""
+(openstacksdk's config loader, the session, its auth headers and endpoint) runs for real.
+tests/keystone/test_client_keystone.py drives the client with tokens a real Keystone issued."""
 
 from __future__ import annotations
 
