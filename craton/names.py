@@ -309,9 +309,12 @@ usual names of passwords, tokens, secrets and keys. Sensitive values are stored 
 (craton.inventory.variables) and never held by a change record (craton.db.changes)."""
 
 
+_SENSITIVE = re.compile("|".join(fnmatch.translate(pattern) for pattern in SENSITIVE_NAMES))
+"""SENSITIVE_NAMES as one expression: a bulk write asks of every key of every host."""
+
+
 def is_sensitive_name(key: str) -> bool:
-    lowered = key.lower()
-    return any(fnmatch.fnmatchcase(lowered, pattern) for pattern in SENSITIVE_NAMES)
+    return _SENSITIVE.match(key.lower()) is not None
 
 
 def ssh_user_problem(user: object) -> str | None:

@@ -3,17 +3,21 @@ could escape a directory, break a YAML/INI line or impersonate another name is r
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from craton.errors import InvalidInput
 from craton.names import (
     MAX_NAME,
     RESERVED_VARIABLES,
+    SENSITIVE_NAMES,
     check,
     fqdn_problem,
     group_name_problem,
@@ -360,3 +364,13 @@ def test_keys_named_like_secrets_are_sensitive(key: str) -> None:
     "ansible_user", "password_policy", "api_keys_enabled"])
 def test_keys_that_only_contain_such_words_are_not(key: str) -> None:
     assert not is_sensitive_name(key)
+
+
+@given(st.one_of(st.text(), st.sampled_from(SENSITIVE_NAMES).flatmap(
+    lambda pattern: st.tuples(st.text(), st.text()).map(
+        lambda ends: ends[0] + pattern.replace("*", ends[1]).upper()))))
+def test_the_rule_is_each_pattern_matched_in_lower_case(key: str) -> None:
+    """The one compiled expression answers as the patterns, matched one by one, would."""
+    lowered = key.lower()
+    expected = any(fnmatch.fnmatchcase(lowered, pattern) for pattern in SENSITIVE_NAMES)
+    assert is_sensitive_name(key) is expected
