@@ -486,22 +486,27 @@ def _updating(execute: ORMExecuteState, table: Table, written: set[str]) -> Any:
 
 def _insert_objects(execute: ORMExecuteState, table: Table) -> Any:
     """A set-based INSERT of objects (hosts in bulk): run it, and note each row as created
-    under the id its RETURNING gave it."""
+    under the id it was given, or else the id its RETURNING gave it."""
     statement: Any = execute.statement
-    returning = [column["name"] for column in statement.returning_column_descriptions]
-    if "id" not in returning:
-        raise TypeError(f"insert {table.name} with RETURNING id (or through the ORM): a "
-                        "change record needs each new row's id")
     rows = parameter_rows(execute)
-    frozen = execute.invoke_statement().freeze()
-    ids = [row[returning.index("id")] for row in frozen().all()]
+    if rows and all(row.get("id") is not None for row in rows):
+        ids = [row["id"] for row in rows]
+        result = execute.invoke_statement()
+    else:
+        returning = [column["name"] for column in statement.returning_column_descriptions]
+        if "id" not in returning:
+            raise TypeError(f"insert {table.name} with its ids or RETURNING id (or through "
+                            "the ORM): a change record needs each new row's id")
+        frozen = execute.invoke_statement().freeze()
+        ids = [row[returning.index("id")] for row in frozen().all()]
+        result = frozen()
     _, kind = BY_TABLE[table.name]
     for object_id, row in zip(ids, rows, strict=True):
         entry = _entry(execute.session, kind.name, object_id, ChangeAction.CREATE)
         _describe(entry, kind, row)
         for column in kind.fields:
             entry.set_field(SHOWN_AS.get(column, column), ABSENT, _shown(column, row.get(column)))
-    return frozen()
+    return result
 
 
 def _deleting(execute: ORMExecuteState, table: Table) -> None:

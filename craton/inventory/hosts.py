@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Select, insert, or_, select
+from sqlalchemy import Select, insert, or_, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from craton.config import LimitSettings, QuotaSettings
@@ -287,8 +287,25 @@ def _existing_names(session: Session, region_id: int, names: list[str]) -> set[s
 
 
 def _insert_returning_ids(session: Session, rows: list[dict[str, Any]]) -> list[int]:
-    stmt = insert(Host.__table__).returning(Host.__table__.c.id, sort_by_parameter_order=True)
-    ids: list[int] = []
+    """Insert ``rows`` into hosts; their new ids, in order.
+
+    SQLite cannot give back an INSERT's RETURNING rows in the order they were sent, so
+    SQLAlchemy would send one INSERT per host to keep the order. There the ids are given here
+    instead, after the highest hosts ever had (``sqlite_autoincrement``: never one again), and
+    the rows go in one statement; the transaction holds SQLite's write lock (a write
+    transaction begins IMMEDIATE), and should another writer have taken an id first, the
+    unique key refuses the insert (a conflict, nothing written). Elsewhere RETURNING does it
+    in batches."""
+    table = Host.__table__
+    if session.get_bind().dialect.name == "sqlite":
+        highest = session.scalar(text("SELECT seq FROM sqlite_sequence WHERE name = :table"),
+                                 {"table": table.name}) or 0
+        ids = list(range(highest + 1, highest + 1 + len(rows)))
+        session.execute(insert(table), [{**row, "id": host_id}
+                                        for row, host_id in zip(rows, ids, strict=True)])
+        return ids
+    stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    ids = []
     for chunk in chunked(rows):
         ids.extend(session.scalars(stmt, list(chunk)))
     return ids

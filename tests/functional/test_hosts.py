@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Client, error_of
+from tests.conftest import Client, counting_queries, error_of
 
 HOST_FIELDS = {"id", "region_id", "name", "ip_address", "fqdn", "ssh_port", "ssh_user", "state",
                "variables", "groups", "reachable", "last_seen_at", "created_at", "updated_at",
@@ -230,6 +230,26 @@ def test_body_that_is_not_an_object_or_list_is_refused(client, region):
 
 
 # --- Creating many hosts ---------------------------------------------------------------------
+
+def test_bulk_create_costs_the_same_statements_for_5_or_500_hosts(client, region, database):
+    """Never one INSERT per host (SQLite cannot order a batched RETURNING: ids are given
+    there instead) — and ids are never given twice, even after the newest host is deleted."""
+    make_group(client, region, "web")
+    counts = {}
+    for size in (5, 500):
+        fleet = [{"name": f"s{size}-{i}", "variables": {"rack": f"r{i}", "db_password": "pw"},
+                  "groups": ["web"]} for i in range(size)]
+        with counting_queries(database) as statements:
+            response = client.post(hosts_url(region), fleet)
+        assert response.status_code == 201, response.get_json()
+        counts[size] = len(statements)
+    assert counts[500] == counts[5] and counts[5] < 30, counts
+    newest = max(h["id"] for h in region_hosts(client, region))
+    assert client.delete(f"/v1/hosts/{newest}").status_code == 204
+    created = client.post(hosts_url(region), [{"name": "after-1"}, {"name": "after-2"}])
+    assert [h["id"] for h in created.get_json()["items"]] == [newest + 1, newest + 2]
+    assert client.get(f"/v1/hosts/{newest}").status_code == 404
+
 
 def test_bulk_create_answers_items_in_request_order(client, region):
     """A list of hosts is created in one request; the answer lists them in request order,
