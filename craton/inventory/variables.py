@@ -84,10 +84,11 @@ def shown_variables(owner: Owner, sealer: Sealer | None) -> dict[str, Any]:
 
 def check_marked(variables: Mapping[str, Any], sensitive: Collection[str]) -> None:
     """The keys marked sensitive must be among the keys written (with a value)."""
-    unknown = sorted(key for key in sensitive if variables.get(key) is None)
+    unknown = [str(n) for n, key in enumerate(sensitive) if variables.get(key) is None]
     if unknown:
-        raise invalid({"sensitive": "names keys this request does not set: "
-                                    + ", ".join(unknown)})
+        # By position: an entry that is no key may be a value pasted in the wrong place.
+        raise invalid({"sensitive": f"entries {', '.join(unknown)} (counted from 0) name no key "
+                                    "this request sets"})
 
 
 def value_depth(value: Any, stop_after: int) -> int:
