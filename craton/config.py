@@ -232,6 +232,9 @@ class BarbicanSettings:
     interface: str = _opt("public", "Which catalog endpoint to use: public, internal, admin.")
     region_name: str = _opt("", "The catalog region of Barbican's endpoint; empty: any.")
     timeout: int = _opt(10, "Seconds one request to Keystone or Barbican may take.")
+    concurrency: int = _opt(
+        8, "Requests to Barbican one bundle, job or cleanup makes at once (the payloads of a "
+           "bundle's secrets are read this many at a time).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -514,8 +517,8 @@ def _validate(settings: Settings) -> None:
             and settings.barbican.password):
         problems.append("[secrets] backend = barbican needs [barbican] auth_url, username and "
                         "password (Craton's service user)")
-    if settings.barbican.timeout < 1:
-        problems.append("[barbican] timeout must be at least 1")
+    if settings.barbican.timeout < 1 or settings.barbican.concurrency < 1:
+        problems.append("[barbican] timeout and concurrency must be at least 1")
     if settings.sources.max_bytes < 1 or settings.sources.http_timeout < 1 \
             or settings.sources.git_timeout < 1:
         problems.append("[sources] max_bytes, http_timeout and git_timeout must be positive")

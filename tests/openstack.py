@@ -218,9 +218,10 @@ class Barbican:
     endpoint in Keystone's catalog; ``stop()`` and ``start()`` make an outage on the same
     port."""
 
-    def __init__(self, workdir: Path, port: int) -> None:
+    def __init__(self, workdir: Path, port: int, workers: int = 1) -> None:
         self.workdir = workdir
         self.port = port
+        self.workers = workers
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -231,7 +232,7 @@ class Barbican:
         with log.open("ab") as out:
             self.process = subprocess.Popen(
                 [str(venv_bin("gunicorn")), "--chdir", str(self.workdir), "--bind",
-                 f"127.0.0.1:{self.port}", "--workers", "1", "--timeout", "120",
+                 f"127.0.0.1:{self.port}", "--workers", str(self.workers), "--timeout", "120",
                  "--no-control-socket", "barbican_wsgi:application"],
                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.workdir,
                 start_new_session=True)
@@ -270,13 +271,15 @@ class Barbican:
 
 
 @contextlib.contextmanager
-def barbican_server(workdir: Path, keystone: Keystone) -> Iterator[Barbican]:
+def barbican_server(workdir: Path, keystone: Keystone, *, workers: int = 1
+                    ) -> Iterator[Barbican]:
     """Barbican on a free loopback port with its stock barbican-api-keystone pipeline, as
-    the service user ``barbican`` of ``keystone``, registered there as the key-manager."""
+    the service user ``barbican`` of ``keystone``, registered there as the key-manager;
+    ``workers`` gunicorn workers (one request at a time each)."""
     import base64
 
     workdir.mkdir(parents=True, exist_ok=True)
-    barbican = Barbican(workdir, services.free_port())
+    barbican = Barbican(workdir, services.free_port(), workers)
     service_project = keystone.project(f"barbican-service-{secrets.token_hex(3)}")
     password = secrets.token_hex(12)
     user = keystone.user(f"barbican-{secrets.token_hex(3)}", password)

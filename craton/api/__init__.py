@@ -25,6 +25,7 @@ from craton.db.models import MAX_ID
 from craton.db.session import Database
 from craton.errors import Forbidden
 from craton.policy import Policy
+from craton.secrets import outbox
 from craton.secrets.backends import load_backend
 from craton.sources.fetch import Fetcher
 
@@ -137,7 +138,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                               pool_recycle=settings.database.pool_recycle,
                               echo=settings.database.echo)
     policy = Policy(settings.policy.file or None)
-    app.extensions["craton"] = Services(settings=settings, db=db, secrets=load_backend(settings),
+    secret_store = load_backend(settings)
+    outbox.attach(db, secret_store)
+    app.extensions["craton"] = Services(settings=settings, db=db, secrets=secret_store,
                                         fetcher=Fetcher(settings), policy=policy)
     strategy = make_strategy(settings, db)
 

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -53,6 +54,8 @@ class CratonServer(BaseApplication):  # type: ignore[misc]
 
         app = create_app(self.settings)
         services = app.extensions["craton"]
+        threading.Thread(target=purge_discarded, args=(services,), daemon=True,
+                         name="purge-discarded").start()
         if self.settings.jobs.engine == "embedded":
             resumed = services.jobs.engine.resume_interrupted()
             if resumed:
@@ -72,6 +75,23 @@ class CratonServer(BaseApplication):  # type: ignore[misc]
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0)
+
+
+def purge_discarded(services: Any) -> None:
+    """Delete the payloads left by deletes whose payload delete failed (Barbican was down
+    then), without holding up the start."""
+    from craton.secrets import outbox
+
+    try:
+        drained = outbox.purge(services.db, services.secrets)
+    except Exception as error:  # a background chore: say why, go on
+        logging.getLogger("craton").warning("could not purge discarded payloads: %s",
+                                            type(error).__name__)
+        return
+    if drained.deleted or drained.failed:
+        logging.getLogger("craton").info(
+            "deleted %d payloads of deleted secrets; %d still to delete",
+            drained.deleted, drained.failed)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -278,6 +278,7 @@ def secrets_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
     from craton.db.models import Secret
     from craton.errors import CratonError
+    from craton.secrets import outbox
     from craton.secrets import store as secret_store
     from craton.secrets.backends import load_backend
 
@@ -288,6 +289,7 @@ def secrets_migrate(settings: Settings, args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     db = Database(settings.database_url)
+    outbox.attach(db, store)
     moved, last_id = 0, 0
     try:
         while True:
@@ -312,6 +314,27 @@ def secrets_migrate(settings: Settings, args: argparse.Namespace) -> int:
                                   .where(Secret.backend != target.name))
         db.dispose()
     print(f"moved {moved} secrets to {target.name}; {left} kept elsewhere")
+    return 0
+
+
+def secrets_purge(settings: Settings, args: argparse.Namespace) -> int:
+    """Delete the payloads kept in Barbican for secrets and sensitive variables that are gone
+    (those whose delete failed when they went): exit status 1 while some remain."""
+    from craton.secrets import outbox
+    from craton.secrets.backends import load_backend
+
+    db = Database(settings.database_url)
+    try:
+        drained = outbox.purge(db, load_backend(settings))
+        left = len(outbox.pending(db, limit=1_000_000))
+    finally:
+        db.dispose()
+    print(f"deleted {drained.deleted} payloads of deleted secrets; {left} still to delete")
+    if left:
+        print(f"craton-manage: {left} payloads could not be deleted yet"
+              + (f" ({drained.error})" if drained.error else "")
+              + " — run the same command again later", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -423,6 +446,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "first, so new secrets go there too.")
     migrate_secrets.add_argument("--to", choices=("barbican", "local"), required=True)
     migrate_secrets.set_defaults(func=secrets_migrate)
+    purge_secrets = secrets_commands.add_parser(
+        "purge", help="delete payloads left in Barbican by deleted secrets",
+        description="Delete from Barbican the payloads of secrets and sensitive variables that "
+                    "are gone but whose delete failed then (Barbican was down): each is "
+                    "recorded when its row goes, and tried again after later deletes, when "
+                    "craton-api starts, and by this command. Exit status 1 while some remain.")
+    purge_secrets.set_defaults(func=secrets_purge)
 
     tenant = groups.add_parser("tenant", help="tenants")
     tenant_commands = tenant.add_subparsers(dest="command", required=True)
@@ -443,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 NEEDS_SCHEMA = (demo_load, jobs_prune, import_inventory, apikey_create, apikey_list,
-                apikey_revoke, changes_prune, tenant_create, secrets_migrate)
+                apikey_revoke, changes_prune, tenant_create, secrets_migrate, secrets_purge)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,12 +60,15 @@ def serve(settings: Settings, name: str | None) -> int:
     from craton.jobs.distributed import make_board
     from craton.jobs.runtime import JobRuntime, register, unregister
     from craton.jobs.worker import Conductor
+    from craton.secrets import outbox
     from craton.secrets.backends import load_backend
     from craton.sources.fetch import Fetcher
 
     db = Database(settings.database_url, pool_size=settings.database.pool_size,
                   pool_recycle=settings.database.pool_recycle)
-    runtime = JobRuntime(settings, db, load_backend(settings), Fetcher(settings))
+    secret_store = load_backend(settings)
+    outbox.attach(db, secret_store)
+    runtime = JobRuntime(settings, db, secret_store, Fetcher(settings))
     register(runtime)
     stopping = threading.Event()
 

@@ -322,8 +322,10 @@ class _VariableRow:
     """The value; "<hidden>" for a sensitive one, so whatever reads it without unsealing
     shows that."""
     value_digest: Mapped[str] = mapped_column(String(20))
-    sealed: Mapped[str | None] = mapped_column(LongText)
-    """A sensitive value's canonical JSON, encrypted by the secrets backend; None otherwise."""
+    sealed: Mapped[str | None] = mapped_column(LongText, active_history=True)
+    """A sensitive value's canonical JSON, encrypted by the secrets backend; None otherwise.
+    (The value it replaces is kept in the history: content kept outside the database is
+    discarded with it, ``craton.db.discards``.)"""
 
     @property
     def value(self) -> Any:
@@ -381,7 +383,9 @@ class Secret(Versioned, Base):
     )
     size: Mapped[int] = mapped_column(Integer)
     backend: Mapped[str] = mapped_column(String(32))
-    ciphertext: Mapped[bytes] = mapped_column(LongBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LongBinary, active_history=True)
+    """The content sealed by ``backend``: Fernet's token, or ``barbican:<id>`` of the payload
+    Barbican keeps (discarded with the row or the value it replaces, ``craton.db.discards``)."""
 
     host: Mapped[Host] = relationship(back_populates="secrets")
 
@@ -626,3 +630,22 @@ class Change(Base):
     @property
     def diff(self) -> dict[str, Any]:
         return json.loads(self.diff_json)
+
+
+class PayloadDiscard(Base):
+    """Content kept outside the database (a Barbican payload) whose secret or sensitive
+    variable is gone — deleted, replaced, or dropped with its host, group, region or tenant.
+    Recorded in the transaction that drops the row (``craton.db.discards``), removed once the
+    payload is deleted (``craton.secrets.outbox``): a payload is never deleted while a row
+    still refers to it, and never forgotten when deleting it fails."""
+
+    __tablename__ = "payload_discards"
+    __table_args__ = (Index(None, "created_at"), LINK_TABLE_OPTIONS)
+
+    ref: Mapped[str] = mapped_column(String(255), primary_key=True)
+    """The sealed value as rows kept it: ``barbican:<secret id>``."""
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    """Deletes that failed so far."""
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    """Why the last one failed (the store's message: never content)."""

@@ -9,7 +9,7 @@ a plain deferred transaction and never block writers.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from craton.db import changes, inventory_version
+from craton.db import changes, discards, inventory_version
 from craton.files import private_dir, touch_private
 
 WRITE_OPTION = "craton_write"
@@ -83,6 +83,17 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         inventory_version.watch(self._sessions)
         changes.watch(self._sessions)
+        self._discarders: list[Callable[[list[str]], None]] = []
+        discards.watch(self._sessions, self._discarded)
+
+    def on_discard(self, callback: Callable[[list[str]], None]) -> None:
+        """Call ``callback`` with the references to content kept outside the database that a
+        committed transaction of this database dropped (``craton.db.discards``)."""
+        self._discarders.append(callback)
+
+    def _discarded(self, refs: list[str]) -> None:
+        for callback in self._discarders:
+            callback(refs)
 
     @property
     def dialect(self) -> str:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -74,7 +75,7 @@ from craton.inventory.snapshot import (
     key_file_path,
     load_head,
 )
-from craton.inventory.variables import unsealed
+from craton.inventory.variables import unsealed_all
 from craton.names import group_name_problem, host_name_problem, slug_problem
 from craton.secrets.backends import SecretBackend
 from craton.sources.fetch import Fetcher
@@ -92,6 +93,8 @@ FORMATS = {
     "json": "application/json",
 }
 STREAM_ROWS = 5000
+SECRET_ROWS = 64
+"""Secrets read at once: their contents (at most 256 KiB each) are held until written."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,11 +223,17 @@ class PreparedBundle:
         host = next(hosts, None)
         own: dict[str, str] = {}
         sealer = self.sealer
-        for host_id, key, value, sealed in raw_rows(self.session, stmt):
-            while host is not None and host.id != host_id:
-                yield host, own
-                host, own = next(hosts, None), {}
-            own[key] = value if sealed is None else unsealed(value, sealed, sealer)
+        rows = iter(raw_rows(self.session, stmt))
+        # A batch's sealed values are opened at once (concurrently, when Barbican keeps them).
+        while batch := list(itertools.islice(rows, STREAM_ROWS)):
+            if sealer is not None and any(row[3] is not None for row in batch):
+                opened = unsealed_all([(row[2], row[3]) for row in batch], sealer)
+                batch = [(*row[:2], value, None) for row, value in zip(batch, opened, strict=True)]
+            for host_id, key, value, _ in batch:
+                while host is not None and host.id != host_id:
+                    yield host, own
+                    host, own = next(hosts, None), {}
+                own[key] = value
         while host is not None:
             yield host, own
             host, own = next(hosts, None), {}
@@ -257,8 +266,11 @@ class PreparedBundle:
             select(Secret.id, Secret.ciphertext).join(Host, Host.id == Secret.host_id)
             .where(*host_conditions(self.spec.filter)).order_by(Host.name, Secret.name)
         )
-        for secret_id, ciphertext in self._stream(stmt, 500):
-            yield by_id[secret_id], self.backend.open(ciphertext)
+        rows = iter(self._stream(stmt, SECRET_ROWS))
+        while batch := list(itertools.islice(rows, SECRET_ROWS)):
+            contents = self.backend.open_many([ciphertext for _, ciphertext in batch])
+            for (secret_id, _), content in zip(batch, contents, strict=True):
+                yield by_id[secret_id], content
 
     def _stream(self, stmt: Any, rows: int) -> Iterator[Any]:
         """Rows of a plain column query through Core (no ORM row processing), fetched from a

@@ -37,7 +37,7 @@ from craton.inventory.resolve import (
     host_layers,
     resolve_with_provenance,
 )
-from craton.inventory.variables import Sealer, parse_variables_file, unsealed
+from craton.inventory.variables import Sealer, parse_variables_file, unsealed, unsealed_all
 from craton.sources.fetch import Fetcher
 
 
@@ -109,18 +109,24 @@ def complete_snapshot(session: Session, head: RegionHead,
                       sealer: Sealer | None = None) -> RegionSnapshot:
     """The rest of the region's shared inventory: its variables and its groups. Sensitive
     variables are unsealed with ``sealer`` when given, "<hidden>" otherwise."""
-    region_vars = {key: unsealed(value, sealed, sealer) for key, value, sealed in session.execute(
+    rows = session.execute(
         select(RegionVariable.key, RegionVariable.value_json, RegionVariable.sealed)
-        .where(RegionVariable.region_id == head.id))}
+        .where(RegionVariable.region_id == head.id)).all()
+    region_vars = dict(zip((key for key, _, _ in rows),
+                           unsealed_all([(value, sealed) for _, value, sealed in rows], sealer),
+                           strict=True))
     groups = session.execute(
         select(Group.id, Group.name).where(Group.region_id == head.id).order_by(Group.id)).all()
     in_region = select(Group.id).where(Group.region_id == head.id)
     group_vars: dict[int, dict[str, str]] = defaultdict(dict)
-    for group_id, key, value, sealed in session.execute(
-            select(GroupVariable.group_id, GroupVariable.key, GroupVariable.value_json,
-                   GroupVariable.sealed)
-            .where(GroupVariable.group_id.in_(in_region))):
-        group_vars[group_id][key] = unsealed(value, sealed, sealer)
+    rows = session.execute(
+        select(GroupVariable.group_id, GroupVariable.key, GroupVariable.value_json,
+               GroupVariable.sealed)
+        .where(GroupVariable.group_id.in_(in_region))).all()
+    for (group_id, key, _, _), value in zip(
+            rows, unsealed_all([(value, sealed) for _, _, value, sealed in rows], sealer),
+            strict=True):
+        group_vars[group_id][key] = value
     parents: dict[int, list[int]] = defaultdict(list)
     for parent_id, child_id in session.execute(
             select(GroupChild.parent_id, GroupChild.child_id)

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import re
 import sys
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 import yaml
@@ -40,13 +40,20 @@ class Sealer(Protocol):
 
     def open(self, sealed: bytes) -> bytes: ...
 
+    def open_many(self, sealed: Sequence[bytes]) -> list[bytes]: ...
+
+
+def is_sealed(key: str, marked: bool) -> bool:
+    """Whether a value of ``key`` is stored sealed: it is named like a secret, or ``marked``."""
+    return marked or is_sensitive_name(key)
+
 
 def stored_form(key: str, text: str, sealer: Sealer, *, marked: bool = False
                 ) -> tuple[str, str, str | None]:
     """(value_json, value_digest, sealed) of a value as stored: a sensitive one (by its name or
     ``marked``) is sealed, and "<hidden>" stands in its place — for every reader that does not
     unseal it, and for the digest that filters compare."""
-    if marked or is_sensitive_name(key):
+    if is_sealed(key, marked):
         return HIDDEN_JSON, value_digest(HIDDEN_JSON), sealer.seal(text.encode()).decode()
     return text, value_digest(text), None
 
@@ -59,6 +66,16 @@ def unsealed(value_json: str, sealed: str | None, sealer: Sealer | None) -> str:
     return sealer.open(sealed.encode()).decode()
 
 
+def unsealed_all(rows: Sequence[tuple[str, str | None]], sealer: Sealer | None) -> list[str]:
+    """``unsealed`` of each (value_json, sealed), the sealed values opened at once (one
+    round of concurrent requests when they are kept in Barbican)."""
+    if sealer is None:
+        return [value for value, _ in rows]
+    opened = iter(sealer.open_many([sealed.encode() for _, sealed in rows
+                                    if sealed is not None]))
+    return [value if sealed is None else next(opened).decode() for value, sealed in rows]
+
+
 def shown_variables(owner: Owner, sealer: Sealer | None) -> dict[str, Any]:
     """``owner``'s variables, sensitive ones unsealed when ``sealer`` is given."""
     return {row.key: json.loads(unsealed(row.value_json, row.sealed, sealer))
@@ -67,10 +84,11 @@ def shown_variables(owner: Owner, sealer: Sealer | None) -> dict[str, Any]:
 
 def check_marked(variables: Mapping[str, Any], sensitive: Collection[str]) -> None:
     """The keys marked sensitive must be among the keys written (with a value)."""
-    unknown = sorted(key for key in sensitive if variables.get(key) is None)
+    unknown = [str(n) for n, key in enumerate(sensitive) if variables.get(key) is None]
     if unknown:
-        raise invalid({"sensitive": "names keys this request does not set: "
-                                    + ", ".join(unknown)})
+        # By position: an entry that is no key may be a value pasted in the wrong place.
+        raise invalid({"sensitive": f"entries {', '.join(unknown)} (counted from 0) name no key "
+                                    "this request sets"})
 
 
 def value_depth(value: Any, stop_after: int) -> int:
@@ -212,15 +230,16 @@ def _apply(owner: Owner, updates: Encoded, limits: LimitSettings, sealer: Sealer
         changed = True
     for key, (text, _) in updates.items():
         row = current.get(key)
+        if row is not None and (row.sealed is not None) == is_sealed(key, key in sensitive) \
+                and unsealed(row.value_json, row.sealed, sealer) == text:
+            continue  # unchanged: sealing it again would store content for nothing
         value_json, digest, sealed = stored_form(key, text, sealer, marked=key in sensitive)
         if row is None:
             owner.variable_rows.append(row_class(key=key, value_json=value_json,
                                                  value_digest=digest, sealed=sealed))
-            changed = True
-        elif unsealed(row.value_json, row.sealed, sealer) != text \
-                or (row.sealed is None) != (sealed is None):
+        else:
             row.value_json, row.value_digest, row.sealed = value_json, digest, sealed
-            changed = True
+        changed = True
     if changed:
         touch(owner)
     return changed

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid as uuidlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import tenacity
@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from craton.db.models import HostRunStatus, JobEvent, JobHost
 from craton.db.session import Database
 from craton.db.util import chunked
+from craton.names import is_sensitive_name
 from craton.values import canonical_json, iso_utc, utcnow
 
 LOG = logging.getLogger(__name__)
@@ -93,6 +94,24 @@ class Redactor:
 
 MIN_SECRET = 4
 MIN_SECRET_LINE = 8
+
+
+def sensitive_texts(variables: Mapping[str, Any], marked: Collection[str]) -> list[str]:
+    """The texts of ``variables``' sensitive values — those named like a secret
+    (``craton.names.is_sensitive_name``) or in ``marked`` — for a Redactor: a string as it
+    is, a structured value as JSON and each string inside it."""
+    texts: list[str] = []
+    for key, value in variables.items():
+        if key in marked or is_sensitive_name(key):
+            texts.append(value if isinstance(value, str) else json.dumps(value))
+            stack = [value] if isinstance(value, dict | list) else []
+            while stack:
+                item = stack.pop()
+                if isinstance(item, str):
+                    texts.append(item)
+                elif isinstance(item, dict | list):
+                    stack.extend(item.values() if isinstance(item, dict) else item)
+    return texts
 
 
 def _needles(secret: str) -> list[str]:

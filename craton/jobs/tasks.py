@@ -22,18 +22,27 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, union, update
 from taskflow import task
 from taskflow.types.failure import Failure
 
 from craton.context import Action
-from craton.db.models import HostRunStatus, Job, JobHost, JobStatus
+from craton.db.models import (
+    Group,
+    GroupVariable,
+    HostRunStatus,
+    HostVariable,
+    Job,
+    JobHost,
+    JobStatus,
+    RegionVariable,
+)
 from craton.errors import CratonError
 from craton.files import private_dir
 from craton.inventory.bundle import BundleSpec, prepare_bundle
 from craton.inventory.select import HostFilter
 from craton.jobs import plan as planning
-from craton.jobs.events import HostProgress, Redactor
+from craton.jobs.events import HostProgress, Redactor, sensitive_texts
 from craton.jobs.playbooks import checkout, playbook_path
 from craton.jobs.queries import counts_for
 from craton.jobs.results import (
@@ -178,10 +187,34 @@ def _inventory_hosts(bundle: Path) -> set[str]:
     return {host["name"] for host in manifest["hosts"]}
 
 
-def _run(rt: JobRuntime, job: Job, bundle: Path, hosts: list[str]) -> RunOutcome:
+def _secret_texts(rt: JobRuntime, job: Job, bundle: Path) -> list[str]:
+    """What the job's events must not hold: its secrets' files, and the values of the
+    sensitive variables its inventory holds (named like secrets, or marked sensitive: the keys
+    the database keeps sealed for the job's hosts, their groups and region)."""
     secrets_dir = bundle / "secrets"
-    secrets = [p.read_text(errors="replace") for p in secrets_dir.rglob("*") if p.is_file()] \
+    texts = [p.read_text(errors="replace") for p in secrets_dir.rglob("*") if p.is_file()] \
         if secrets_dir.is_dir() else []
+    if job.secrets != "included":
+        return texts  # sensitive values are "<hidden>" in the bundle
+    hosts = select(JobHost.host_id).where(JobHost.job_id == job.id)
+    groups = select(Group.id).where(Group.region_id == job.region_id)
+    with rt.db.transaction(write=False) as session:
+        marked = set(session.scalars(union(
+            select(HostVariable.key).where(HostVariable.host_id.in_(hosts),
+                                           HostVariable.sealed.is_not(None)),
+            select(GroupVariable.key).where(GroupVariable.group_id.in_(groups),
+                                            GroupVariable.sealed.is_not(None)),
+            select(RegionVariable.key).where(RegionVariable.region_id == job.region_id,
+                                             RegionVariable.sealed.is_not(None)))))
+    for path in sorted((bundle / "inventory").rglob("*.json")):
+        variables = json.loads(path.read_text())
+        if isinstance(variables, dict):
+            texts += sensitive_texts(variables, marked)
+    return texts
+
+
+def _run(rt: JobRuntime, job: Job, bundle: Path, hosts: list[str]) -> RunOutcome:
+    secrets = _secret_texts(rt, job, bundle)
     # A limit file, not a pattern: host names never meet Ansible's pattern syntax.
     limit = bundle / "limit"
     limit.write_text("".join(f"{host}\n" for host in hosts))

@@ -13,14 +13,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from typing import Any
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from craton.config import BarbicanSettings
+from craton.db.discards import OUTSIDE_PREFIX
 from craton.errors import CratonError
 
 LOG = logging.getLogger(__name__)
-PREFIX = b"barbican:"
+PREFIX = OUTSIDE_PREFIX.encode()
 """What a sealed value kept in Barbican starts with; the rest is the Barbican secret's id."""
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class BarbicanUnavailable(CratonError):
@@ -42,7 +47,8 @@ def is_barbican(sealed: bytes) -> bool:
 
 class BarbicanBackend:
     """Payloads in Barbican through python-barbicanclient over a keystoneauth1 session of the
-    service user (token renewed by the session as it expires)."""
+    service user (token renewed by the session as it expires). The session is thread-safe:
+    many payloads are read (or deleted) at once, ``[barbican] concurrency`` at a time."""
 
     name = "barbican"
 
@@ -106,6 +112,29 @@ class BarbicanBackend:
         payload = self._call("read a secret", lambda barbican: barbican.secrets.get(
             uuid).payload)
         return payload if isinstance(payload, bytes) else payload.encode()
+
+    def open_many(self, sealed: Sequence[bytes]) -> list[bytes]:
+        """The payloads of ``sealed``, in its order, read ``[barbican] concurrency`` at a
+        time; the first failure is raised."""
+        return self._each(self.open, sealed)
+
+    def discard_many(self, sealed: Sequence[bytes]) -> list[CratonError | None]:
+        """Delete the payloads of ``sealed`` (as ``discard``), at once: for each, None or
+        why it failed."""
+        def attempt(one: bytes) -> CratonError | None:
+            try:
+                self.discard(one)
+            except CratonError as error:
+                return error
+            return None
+        return self._each(attempt, sealed)
+
+    def _each(self, call: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        if len(items) < 2 or self.settings.concurrency < 2:
+            return [call(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(len(items), self.settings.concurrency),
+                                thread_name_prefix="barbican") as pool:
+            return list(pool.map(call, items))
 
     def check(self, sealed: bytes) -> None:
         """Barbican answers for this secret (its metadata, not its payload)."""

@@ -2,8 +2,9 @@
 
 Content kept outside the database (Barbican) follows the database's transaction: content
 sealed for a write that rolls back is discarded, and content a committed write replaced or
-deleted is discarded after the commit — so a failure on either side leaves no secret pointing
-at missing content.
+deleted (or dropped with its host, region or tenant) is recorded in that transaction and
+discarded after the commit (``craton.db.discards``, ``craton.secrets.outbox``) — so a failure
+on either side leaves no secret pointing at missing content.
 """
 
 from __future__ import annotations
@@ -29,34 +30,29 @@ from craton.secrets.backends import SecretBackend, SecretStore
 
 LOG = logging.getLogger(__name__)
 MAX_SECRET_BYTES = 256 * 1024
-ON_COMMIT, ON_ROLLBACK = "craton.discard_on_commit", "craton.discard_on_rollback"
-"""Keys of ``Session.info``: (backend, sealed) pairs to discard when the transaction ends."""
+ON_ROLLBACK = "craton.discard_on_rollback"
+"""Key of ``Session.info``: (backend, sealed) pairs sealed for the current transaction, to
+discard if it rolls back."""
 
 
-def _discard_later(session: Session, backend: SecretBackend, sealed: bytes, *,
-                   on: str) -> None:
-    session.info.setdefault(on, []).append((backend, sealed))
-
-
-def _discard(session: Session, now: str, never: str) -> None:
-    session.info.pop(never, None)
-    for backend, sealed in session.info.pop(now, ()):
-        try:
-            backend.discard(sealed)
-        except CratonError as error:
-            # The content stays where it is kept, unreferenced; the write itself stands.
-            LOG.warning("could not discard the content of a replaced or deleted secret: %s",
-                        error.message)
+def _discard_on_rollback(session: Session, backend: SecretBackend, sealed: bytes) -> None:
+    session.info.setdefault(ON_ROLLBACK, []).append((backend, sealed))
 
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
-    _discard(session, ON_COMMIT, ON_ROLLBACK)
+    session.info.pop(ON_ROLLBACK, None)
 
 
 @event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
-    _discard(session, ON_ROLLBACK, ON_COMMIT)
+    for backend, sealed in session.info.pop(ON_ROLLBACK, ()):
+        try:
+            backend.discard(sealed)
+        except CratonError as error:
+            # The content stays where it is kept, unreferenced; the rollback itself stands.
+            LOG.warning("could not discard the content sealed for a write that failed: %s",
+                        error.message)
 PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.+?\r?\n-----END \1-----", re.S)
 
 
@@ -104,7 +100,7 @@ def create_secret(session: Session, ctx: RequestContext, host: Host, data: Mappi
     check_quota(session, tenant_id, Quota.SECRETS, 1, quotas)
     plaintext = data["content"].encode()
     sealed = backend.seal(plaintext)
-    _discard_later(session, backend, sealed, on=ON_ROLLBACK)
+    _discard_on_rollback(session, backend, sealed)
     secret = Secret(host_id=host.id, name=name, kind=kind, size=len(plaintext),
                     backend=backend.name, ciphertext=sealed)
     session.add(secret)
@@ -129,8 +125,7 @@ def update_secret(session: Session, ctx: RequestContext, secret: Secret,
         check("content", content_problem(kind, data["content"]))
         plaintext = data["content"].encode()
         sealed = backend.seal(plaintext)
-        _discard_later(session, backend, sealed, on=ON_ROLLBACK)
-        _discard_later(session, backend, secret.ciphertext, on=ON_COMMIT)
+        _discard_on_rollback(session, backend, sealed)
         secret.ciphertext, secret.size, secret.backend = sealed, len(plaintext), backend.name
     elif kind is not secret.kind:
         problem = content_problem(kind, reveal_secret(ctx, secret, backend, check_role=False))
@@ -151,12 +146,11 @@ def reveal_secret(ctx: RequestContext, secret: Secret, backend: SecretBackend, *
 
 def delete_secret(session: Session, ctx: RequestContext, secret: Secret,
                   backend: SecretBackend) -> None:
-    """Delete the secret; content kept outside the database goes once the delete commits. The
-    store must answer first, so that an outage refuses the delete (503) instead of leaving
-    the content behind."""
+    """Delete the secret; content kept outside the database goes once the delete commits
+    (``craton.secrets.outbox``). The store must answer first, so that an outage answers 503
+    rather than leave the content waiting for Barbican's return."""
     ctx.require(Action.WRITE)
     backend.check(secret.ciphertext)
-    _discard_later(session, backend, secret.ciphertext, on=ON_COMMIT)
     session.delete(secret)
     session.flush()
 
@@ -168,7 +162,6 @@ def move_content(session: Session, secret: Secret, store: SecretStore,
     not."""
     plaintext = store.open(secret.ciphertext)
     sealed = target.seal(plaintext)
-    _discard_later(session, target, sealed, on=ON_ROLLBACK)
-    _discard_later(session, store, secret.ciphertext, on=ON_COMMIT)
+    _discard_on_rollback(session, target, sealed)
     secret.ciphertext, secret.backend = sealed, target.name
     session.flush()

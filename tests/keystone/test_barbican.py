@@ -1,16 +1,20 @@
 """``[secrets] backend = barbican`` against a real Barbican behind the real Keystone: a
 secret's content lives in Barbican and Craton keeps its id — create, reveal, bundle, job and
 delete work as with local content; an outage answers 503 naming Barbican and changes nothing;
-``craton-manage secrets migrate --to barbican`` moves existing content, resumably."""
+every way a secret or sensitive variable goes (cascades included) deletes its payload, after
+the commit, and an outage then only delays that; ``craton-manage secrets migrate --to
+barbican`` moves existing content, resumably."""
 
 from __future__ import annotations
 
 import io
+import json
 import secrets
 import sqlite3
 import subprocess
 import tarfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -252,3 +256,171 @@ def _make_local_secrets(home: Path, contents: list[str]) -> None:
         client.create(f"/v1/hosts/{host['id']}/secrets",
                       {"name": f"password-{n}", "kind": "password", "content": content})
     app.extensions["craton"].close()
+
+
+# --- payloads go with their rows ------------------------------------------------------------
+
+def barbican_ids(craton: KeystoneCraton, barbican: Barbican) -> set[str]:
+    """Every secret Barbican holds for Craton's service user, listed through its API."""
+    token = owner_token(craton)  # a fresh one: they live 20 s here
+    found: set[str] = set()
+    offset = 0
+    while True:
+        request = urllib.request.Request(
+            f"{barbican.url}/v1/secrets?limit=100&offset={offset}",
+            headers={"X-Auth-Token": token, "Accept": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            page = json.load(response)
+        found.update(ref["secret_ref"].rstrip("/").rpartition("/")[2]
+                     for ref in page["secrets"])
+        offset += len(page["secrets"])
+        if not page["secrets"] or offset >= page["total"]:
+            return found
+
+
+def database_refs(craton: KeystoneCraton) -> set[str]:
+    """The Barbican ids the database refers to: secrets' content, sensitive variables."""
+    connection = sqlite3.connect(craton.home / "data" / "craton.db")
+    try:
+        rows = [ciphertext.decode() for (ciphertext,) in connection.execute(
+            "SELECT ciphertext FROM secrets")]
+        for table in ("region_variables", "group_variables", "host_variables"):
+            rows += [sealed for (sealed,) in connection.execute(
+                f"SELECT sealed FROM {table} WHERE sealed IS NOT NULL")]
+    finally:
+        connection.close()
+    return {row.removeprefix("barbican:") for row in rows if row.startswith("barbican:")}
+
+
+def recorded_discards(craton: KeystoneCraton) -> dict[str, tuple[int, str | None]]:
+    """payload_discards: Barbican id → (failed attempts, last error)."""
+    connection = sqlite3.connect(craton.home / "data" / "craton.db")
+    try:
+        return {ref.removeprefix("barbican:"): (attempts, error) for ref, attempts, error
+                in connection.execute("SELECT ref, attempts, last_error FROM payload_discards")}
+    finally:
+        connection.close()
+
+
+class Fleet:
+    """A tenant with a region whose region, groups and hosts hold secrets and sensitive
+    variables in Barbican, made through the API as the cloud admin."""
+
+    def __init__(self, craton: KeystoneCraton, admin: Member) -> None:
+        self.server, self.admin = craton.server, admin
+        self.tenant = self.make("/v1/tenants", {"name": f"t-{secrets.token_hex(4)}"})
+        self.region = self.make(f"/v1/tenants/{self.tenant['id']}/regions", {
+            "name": "dfw", "variables": {"ansible_become_password": secrets.token_hex(8)}})
+        self.group = self.make(f"/v1/regions/{self.region['id']}/groups", {
+            "name": "compute", "variables": {"api_token": secrets.token_hex(8)}})
+        self.hosts = [self.host(f"c{n}") for n in range(2)]
+
+    def make(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return ok(self.server.call("POST", path, body, headers=self.admin.headers()), 201)
+
+    def host(self, name: str) -> dict[str, Any]:
+        host = self.make(f"/v1/regions/{self.region['id']}/hosts", {
+            "name": name, "groups": ["compute"],
+            "variables": {"db_password": secrets.token_hex(8), "rack": "r1"}})
+        for kind, content in (("password", secrets.token_hex(8)),
+                              ("ssh_private_key", ssh_key())):
+            self.make(f"/v1/hosts/{host['id']}/secrets",
+                      {"name": kind.replace("_", "-"), "kind": kind, "content": content})
+        return host
+
+    def delete(self, path: str) -> None:
+        ok(self.server.call("DELETE", path, headers=self.admin.headers()), 204)
+
+
+def test_every_way_a_row_goes_deletes_its_payload(craton_barbican: KeystoneCraton,
+                                                 barbican: Barbican, admin: Member) -> None:
+    """Each step drops rows holding Barbican ids (a variable replaced or deleted, a host, a
+    group, a region and a tenant with cascade=true): afterwards Barbican holds exactly the
+    payloads the database still refers to — of those this test made."""
+    before = barbican_ids(craton_barbican, barbican)
+    fleet = Fleet(craton_barbican, admin)
+    made = database_refs(craton_barbican) - before
+    assert len(made) == 1 + 1 + 2 * 3  # region var, group var, each host's var and 2 secrets
+    assert made <= barbican_ids(craton_barbican, barbican)
+
+    def only_referenced_remain() -> None:
+        held = barbican_ids(craton_barbican, barbican) - before
+        assert held == database_refs(craton_barbican) & made
+        assert set(recorded_discards(craton_barbican)) & made == set()
+
+    host = fleet.hosts[0]
+    ok(fleet.server.call("PATCH", f"/v1/hosts/{host['id']}/variables",
+                         {"variables": {"db_password": "replaced-1"}}, headers=admin.headers()))
+    made |= database_refs(craton_barbican) - before
+    only_referenced_remain()
+    ok(fleet.server.call("PATCH", f"/v1/hosts/{host['id']}/variables",
+                         {"variables": {"db_password": "replaced-1", "rack": "r2"}},
+                         headers=admin.headers()))
+    assert database_refs(craton_barbican) - before <= made  # unchanged: not sealed again
+    fleet.delete(f"/v1/hosts/{host['id']}/variables/db_password")
+    only_referenced_remain()
+    fleet.delete(f"/v1/hosts/{host['id']}")
+    only_referenced_remain()
+    fleet.delete(f"/v1/groups/{fleet.group['id']}")
+    only_referenced_remain()
+    assert database_refs(craton_barbican) & made  # the other host's, the region's
+    fleet.delete(f"/v1/regions/{fleet.region['id']}?cascade=true")
+    only_referenced_remain()
+
+    second = Fleet(craton_barbican, admin)
+    made |= database_refs(craton_barbican) - before
+    fleet.delete(f"/v1/tenants/{second.tenant['id']}?cascade=true")
+    only_referenced_remain()
+    assert barbican_ids(craton_barbican, barbican) - before == set()
+
+
+def test_an_outage_after_the_commit_only_delays_the_payloads_delete(
+        craton_barbican: KeystoneCraton, barbican: Barbican, admin: Member) -> None:
+    """Barbican is down when a host goes: the delete stands (nothing refers to the payloads
+    any more), the payloads are recorded, and they go once Barbican is back — after the next
+    delete, with ``craton-manage secrets purge``, or when craton-api starts."""
+    fleet = Fleet(craton_barbican, admin)
+    fleet.hosts.append(fleet.host("c2"))
+
+    def delete_host_while_barbican_is_down(host: dict[str, Any]) -> set[str]:
+        held = database_refs(craton_barbican)
+        barbican.stop()
+        try:
+            fleet.delete(f"/v1/hosts/{host['id']}")
+            dropped = held - database_refs(craton_barbican)
+            assert len(dropped) == 3  # its sensitive variable and its two secrets
+            recorded = recorded_discards(craton_barbican)
+            for ref in dropped:
+                attempts, error = recorded[ref]
+                assert attempts == 1 and error is not None and "Barbican" in error, recorded
+            assert fleet.server.call("GET", f"/v1/hosts/{host['id']}",
+                                     headers=admin.headers()).status == 404
+        finally:
+            barbican.start()
+        assert dropped <= barbican_ids(craton_barbican, barbican)  # still there, recorded
+        return dropped
+
+    # The next delete that Barbican answers takes the earlier ones along.
+    first = delete_host_while_barbican_is_down(fleet.hosts[0])
+    fleet.delete(f"/v1/groups/{fleet.group['id']}/variables/api_token")
+    assert first & barbican_ids(craton_barbican, barbican) == set()
+    assert first & set(recorded_discards(craton_barbican)) == set()
+
+    # craton-manage secrets purge.
+    second = delete_host_while_barbican_is_down(fleet.hosts[1])
+    purged = craton_barbican.manage("secrets", "purge")
+    assert purged.returncode == 0, purged.stderr
+    assert "deleted 3 payloads of deleted secrets; 0 still to delete" in purged.stdout
+    assert second & barbican_ids(craton_barbican, barbican) == set()
+
+    # craton-api's start.
+    third = delete_host_while_barbican_is_down(fleet.hosts[2])
+    restart = craton_barbican.home / "restart"
+    restart.mkdir()
+    with running_api(craton_barbican.env, restart):
+        deadline = time.monotonic() + 60
+        while third & barbican_ids(craton_barbican, barbican) and time.monotonic() < deadline:
+            time.sleep(0.3)
+    assert third & barbican_ids(craton_barbican, barbican) == set()
+    assert recorded_discards(craton_barbican) == {}
+    fleet.delete(f"/v1/tenants/{fleet.tenant['id']}?cascade=true")
