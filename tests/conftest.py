@@ -43,6 +43,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         chosen = metafunc.config.getoption("db")
         backends = BACKENDS if chosen == "all" else (chosen,)
+        if metafunc.definition.get_closest_marker("one_backend") and chosen == "all":
+            backends = backends[:1]
         metafunc.parametrize("backend", backends, scope="session")
 
 

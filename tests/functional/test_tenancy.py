@@ -289,6 +289,7 @@ def access(request: pytest.FixtureRequest, tmp_path: Path,
         session.execute(delete(ApiKey))  # cloud-admin keys have no tenant to cascade from
 
 
+@pytest.mark.one_backend  # the policy's decisions do not touch the database
 def test_every_operation_answers_each_role_as_the_policy_says(access: Access) -> None:
     """Each role of a tenant (under noauth or with an API key), on its own tenant's objects,
     walks every operation the API serves: an operation is refused (403 naming its permission,
@@ -297,6 +298,7 @@ def test_every_operation_answers_each_role_as_the_policy_says(access: Access) ->
     walk_policy(access)
 
 
+@pytest.mark.one_backend  # the policy's decisions do not touch the database
 def test_whoami_shows_each_caller_itself_and_the_permissions_the_policy_grants(
         access: Access) -> None:
     """GET /v1/whoami answers every role of tenant B (a role Craton does not know included)

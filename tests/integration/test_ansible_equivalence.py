@@ -156,7 +156,9 @@ QUOTES_IN_KEYS = {"region_vars": {'a"b': "region", "a\\b": 1}, "groups": [
               {"name": "host-1", "groups": [], "variables": {}}]}
 
 
-@settings(max_examples=15, deadline=None,
+# Five random fleets beside the examples: tests/integration/test_fidelity.py checks every
+# layout of 200 more against Ansible through a long-lived helper, at a fraction of the cost.
+@settings(max_examples=5, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @example(fleet=SIBLINGS_PRIORITY_BEATS_NAME)
 @example(fleet=DEPTH_BEATS_PRIORITY)

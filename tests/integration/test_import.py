@@ -353,7 +353,8 @@ def inventories(draw: st.DrawFn) -> dict[str, Any]:
     return {"all": top}
 
 
-@settings(max_examples=25, deadline=None,
+# Ten here: tests/integration/test_fidelity.py imports fifty more fleets of its own.
+@settings(max_examples=10, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(inventory=inventories())
 def test_random_inventories_round_trip(api: Client, tmp_path_factory: pytest.TempPathFactory,
