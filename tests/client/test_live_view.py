@@ -17,6 +17,7 @@ import re
 import signal
 import struct
 import subprocess
+import sys
 import termios
 import threading
 import time
@@ -86,6 +87,14 @@ def lab(api: Api, client: Client) -> Iterator[Lab]:
         go_ahead.close()
 
 
+AS_AT_A_TERMINAL = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])")
+"""Run a command with Ctrl-C's signal as a terminal gives it: a test run in the background
+(CI's) inherits SIGINT ignored, and exec keeps it so — Python would then never raise
+KeyboardInterrupt."""
+
+
 class Terminal:
     """The ``craton`` command on the slave side of a pseudo-terminal; everything it writes is
     kept (``raw``) and fed to a pyte screen as it arrives."""
@@ -99,8 +108,9 @@ class Terminal:
                        "TTY_INTERACTIVE")}
         environ.update(CRATON_URL=api.url, HOME=str(api.home), TERM="xterm-256color",
                        LANG="C.UTF-8")
-        self.process = subprocess.Popen([str(CRATON), *args], stdin=slave, stdout=slave,
-                                        stderr=slave, env=environ, start_new_session=True)
+        self.process = subprocess.Popen([sys.executable, "-c", AS_AT_A_TERMINAL, str(CRATON),
+                                         *args], stdin=slave, stdout=slave, stderr=slave,
+                                        env=environ, start_new_session=True)
         os.close(slave)
         self.master = master
         self.screen = pyte.Screen(COLUMNS, ROWS)
