@@ -15,7 +15,12 @@ from pathlib import Path
 import pytest
 
 from cratonclient import Client
-from tests.integration.test_server import BIN, Server, craton_environment, running_api
+from tests.integration.test_server import (
+    Server,
+    craton_environment,
+    running_api,
+    upgrade_database,
+)
 
 CRATON = Path(sys.executable).parent / "craton"
 
@@ -58,8 +63,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """craton-api under noauth (the default), as scripts/run serves it."""
     home = tmp_path_factory.mktemp("craton-client-api")
     env = craton_environment(home)
-    subprocess.run([str(BIN / "craton-manage"), "db", "upgrade"], env=env, check=True,
-                   capture_output=True, timeout=120)
+    upgrade_database(env)
     with running_api(env, home) as server:
         yield Api(server, home)
 

@@ -13,14 +13,18 @@ from __future__ import annotations
 import json
 import socket
 import stat
-import subprocess
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.integration.test_server import BIN, Server, craton_environment, running_api
+from tests.integration.test_server import (
+    Server,
+    craton_environment,
+    running_api,
+    upgrade_database,
+)
 
 SECRET_VALUE = "victim-only-value-0f3a"
 
@@ -30,8 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("craton-api")
     env = craton_environment(home)
     assert not any(key.startswith("CRATON_SOURCES") for key in env)
-    subprocess.run([str(BIN / "craton-manage"), "db", "upgrade"], env=env, check=True,
-                   capture_output=True, timeout=120)
+    upgrade_database(env)
     with running_api(env, home) as running:
         yield running
 

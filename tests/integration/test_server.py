@@ -94,6 +94,12 @@ def craton_environment(data_dir: Path, **settings: str) -> dict[str, str]:
     return env
 
 
+def upgrade_database(env: dict[str, str]) -> None:
+    """Build the database of the installation ``env`` names, as an operator would."""
+    subprocess.run([str(BIN / "craton-manage"), "db", "upgrade"], env=env, check=True,
+                   capture_output=True, timeout=120)
+
+
 @contextlib.contextmanager
 def running_api(env: dict[str, str], home: Path, port: int | None = None) -> Iterator[Server]:
     """craton-api on ``port`` (a free one by default) with ``env``, logging to ``home``;
@@ -114,8 +120,7 @@ def running_api(env: dict[str, str], home: Path, port: int | None = None) -> Ite
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("craton-api")
     env = craton_environment(home, CRATON_API_MAX_BODY_SIZE=str(MAX_BODY))
-    subprocess.run([str(BIN / "craton-manage"), "db", "upgrade"], env=env, check=True,
-                   capture_output=True, timeout=120)
+    upgrade_database(env)
     with running_api(env, home) as running:
         yield running
 
@@ -379,8 +384,7 @@ def test_open_event_streams_leave_requests_served(tmp_path: Path) -> None:
     and the per-caller stream limit is announced with 429, not by a hang."""
     env = craton_environment(tmp_path, CRATON_API_THREADS="2", CRATON_API_MAX_STREAMS="40",
                              CRATON_API_MAX_STREAMS_PER_CALLER="20")
-    subprocess.run([str(BIN / "craton-manage"), "db", "upgrade"], env=env, check=True,
-                   capture_output=True, timeout=120)
+    upgrade_database(env)
     with running_api(env, tmp_path) as api, silent_listener() as port:
         tenant = api.create("/v1/tenants", {"name": "streams"})
         region = api.create(f"/v1/tenants/{tenant['id']}/regions", {"name": "r", "variables": {

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_server import BIN, Server, craton_environment, running_api
+from tests.integration.test_server import (
+    BIN,
+    Server,
+    craton_environment,
+    running_api,
+    upgrade_database,
+)
 from tests.openstack import Keystone, Token, keystone_server
 
 ROLES = ("reader", "member", "admin")
@@ -82,8 +88,7 @@ def craton(keystone: Keystone, service_user: ServiceUser,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeystoneCraton]:
     home = tmp_path_factory.mktemp("craton-keystone")
     env = craton_environment(home, **keystone_settings(keystone, service_user))
-    subprocess.run([str(BIN / "craton-manage"), "db", "upgrade"], env=env, check=True,
-                   capture_output=True, timeout=120)
+    upgrade_database(env)
     with running_api(env, home) as server:
         yield KeystoneCraton(server, keystone, env, home)
 

@@ -23,7 +23,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from tests.integration.test_server import BIN, Reply, craton_environment, running_api
+from tests.integration.test_server import (
+    BIN,
+    Reply,
+    craton_environment,
+    running_api,
+    upgrade_database,
+)
 from tests.keystone.conftest import KeystoneCraton, Member, ServiceUser, keystone_settings
 from tests.openstack import Barbican, Keystone, barbican_server
 
@@ -66,8 +72,7 @@ def craton_barbican(keystone: Keystone, service_user: ServiceUser, barbican: Bar
     env = craton_environment(home, **keystone_settings(keystone, service_user),
                              **barbican_settings(keystone, service_user),
                              CRATON_JOBS_HOST_KEY_CHECKING="false")
-    subprocess.run([str(BIN / "craton-manage"), "db", "upgrade"], env=env, check=True,
-                   capture_output=True, timeout=120)
+    upgrade_database(env)
     with running_api(env, home) as server:
         yield KeystoneCraton(server, keystone, env, home)
 

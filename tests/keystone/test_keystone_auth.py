@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_server import Reply, craton_environment, running_api
+from tests.integration.test_server import Reply, craton_environment, running_api, upgrade_database
 from tests.keystone.conftest import (
     KeystoneCraton,
     Member,
@@ -262,9 +262,7 @@ def auto_craton(keystone: Keystone, service_user: ServiceUser,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeystoneCraton]:
     """A second craton-api: tenants made on first use, the admin project's admins cloud
     admins."""
-    import subprocess
 
-    from tests.integration.test_server import BIN
 
     status, _, answer = keystone.call("GET", "/v3/projects?name=admin", token=keystone.admin)
     assert status == 200
@@ -272,8 +270,7 @@ def auto_craton(keystone: Keystone, service_user: ServiceUser,
     env = craton_environment(home, **keystone_settings(
         keystone, service_user, CRATON_KEYSTONE_AUTO_CREATE_TENANTS="true",
         CRATON_KEYSTONE_ADMIN_PROJECT_ID=answer["projects"][0]["id"]))
-    subprocess.run([str(BIN / "craton-manage"), "db", "upgrade"], env=env, check=True,
-                   capture_output=True, timeout=120)
+    upgrade_database(env)
     with running_api(env, home) as server:
         yield KeystoneCraton(server, keystone, env, home)
 

@@ -16,7 +16,7 @@ import pytest
 
 from tests.ansible_collection import BIN, PLUGIN, ansible_environment, build_and_install
 from tests.fidelity import Lister
-from tests.integration.test_server import Server, craton_environment, running_api
+from tests.integration.test_server import Server, craton_environment, running_api, upgrade_database
 
 
 @pytest.fixture(scope="session")
@@ -29,8 +29,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """craton-api under noauth (every caller is cloud admin, so bundles hold secrets)."""
     home = tmp_path_factory.mktemp("craton-api")
     env = craton_environment(home)
-    subprocess.run([str(BIN / "craton-manage"), "db", "upgrade"], env=env, check=True,
-                   capture_output=True, timeout=120)
+    upgrade_database(env)
     with running_api(env, home) as server:
         yield server
 

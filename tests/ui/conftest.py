@@ -9,7 +9,6 @@ import dataclasses
 import os
 import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +17,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.integration.test_server import BIN, Server, craton_environment, running_api
+from tests.integration.test_server import (
+    Server,
+    craton_environment,
+    running_api,
+    upgrade_database,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -40,8 +44,7 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
     gates = home / "gates"
     gates.mkdir()
     env = craton_environment(home, CRATON_JOBS_SANDBOX_PATHS=str(gates))
-    subprocess.run([str(BIN / "craton-manage"), "db", "upgrade"], env=env, check=True,
-                   capture_output=True, timeout=120)
+    upgrade_database(env)
     with running_api(env, home) as running:
         yield UiServer(port=running.port, process=running.process, log=running.log,
                        data_dir=home / "data", gates=gates)

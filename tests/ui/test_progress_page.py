@@ -9,7 +9,6 @@ the running and the finished page are saved as test artifacts."""
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from playwright.sync_api import Browser, Page, expect
 from craton.db.models import Job
 from craton.db.session import Database
 from tests import services
-from tests.integration.test_server import BIN, craton_environment, running_api
+from tests.integration.test_server import craton_environment, running_api, upgrade_database
 from tests.ui.conftest import CuttableProxy, PageErrors, UiServer
 
 Body = dict[str, Any]
@@ -264,8 +263,7 @@ def test_a_page_rides_out_a_server_restart(browser: Browser, tmp_path: Path,
     gates = tmp_path / "gates"
     gates.mkdir()
     env = craton_environment(tmp_path, CRATON_JOBS_SANDBOX_PATHS=str(gates))
-    subprocess.run([str(BIN / "craton-manage"), "db", "upgrade"], env=env, check=True,
-                   capture_output=True, timeout=120)
+    upgrade_database(env)
     port = services.free_port()
     page = page_errors.watch(browser.new_page(viewport={"width": 1400, "height": 1000}))
     with running_api(env, tmp_path, port) as first:

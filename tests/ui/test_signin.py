@@ -17,7 +17,13 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.integration.test_server import BIN, Server, craton_environment, running_api
+from tests.integration.test_server import (
+    BIN,
+    Server,
+    craton_environment,
+    running_api,
+    upgrade_database,
+)
 from tests.ui.conftest import PageErrors, UiServer
 
 WAIT = """\
@@ -55,8 +61,7 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyedServer]:
     gates.mkdir()
     env = craton_environment(home, CRATON_API_AUTH_STRATEGY="apikey",
                              CRATON_JOBS_SANDBOX_PATHS=str(gates))
-    subprocess.run([str(BIN / "craton-manage"), "db", "upgrade"], env=env, check=True,
-                   capture_output=True, timeout=120)
+    upgrade_database(env)
     made = subprocess.run([str(BIN / "craton-manage"), "apikey", "create", "--cloud-admin",
                            "--name", "ui operator"], env=env, check=True, capture_output=True,
                           text=True, timeout=120)
